@@ -1,0 +1,30 @@
+# make demo: set everything up and run the demo.  make test: set everything up and run the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: setup demo test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip >/dev/null
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+ifneq ($(HAS_GPU),yes)
+	$(BIN)/pip install $(TORCH_PIN)
+endif
+	$(BIN)/pip install -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/dcaseg demo --out demo_out
+
+test: setup
+	$(BIN)/python -m pytest -q Testing
+
+clean:
+	rm -rf $(VENV) demo_out

@@ -1,0 +1,42 @@
+"""Command line: ``dcaseg <command> ...``; each command lives in ``dcaseg/commands/<name>.py``.
+
+A command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+Engine errors (``DcaError``) are printed as one line and give exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import DcaError
+
+COMMANDS = (
+    "params", "groups", "info",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dcaseg", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"dcaseg {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"dcaseg.commands.{name}")
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+        command.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except DcaError as error:
+        print(f"dcaseg {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dcaseg {args.command}: interrupted", file=sys.stderr)
+        return 130
