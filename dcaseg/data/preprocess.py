@@ -1,0 +1,83 @@
+"""Preprocessing shared by training and inference: resampling, intensity, body crop."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+CT_WINDOW = (-75.0, 275.0)
+MR_PERCENTILES = (0.5, 99.5)
+BODY_THRESHOLD_HU = -500.0
+
+
+def default_intensity(modality: str) -> dict[str, Any]:
+    """CT: clip to [-75, 275] HU and scale to [0, 1] (DHC/GA lineage). MR: percentile clip + z-score."""
+    if modality.upper() == "CT":
+        return {"mode": "ct-window", "window": list(CT_WINDOW)}
+    return {"mode": "zscore", "percentiles": list(MR_PERCENTILES)}
+
+
+def normalise_intensity(array: np.ndarray, intensity: Mapping[str, Any]) -> np.ndarray:
+    """Apply the intensity settings of a model/run to an image array; returns float32."""
+    data = array.astype(np.float32, copy=False)
+    if intensity["mode"] == "ct-window":
+        low, high = (float(v) for v in intensity["window"])
+        out = np.clip(data, low, high)
+        out -= low
+        out *= 1.0 / (high - low)
+        return out
+    low, high = np.percentile(data, intensity.get("percentiles", MR_PERCENTILES))
+    out = np.clip(data, low, high)
+    std = float(out.std())
+    return ((out - float(out.mean())) / (std if std > 0 else 1.0)).astype(np.float32)
+
+
+def resampled_size(image: sitk.Image, spacing: Sequence[float]) -> tuple[int, int, int]:
+    """Grid size (x, y, z) covering the same extent as ``image`` at ``spacing``."""
+    return tuple(max(1, int(round(n * s / t)))
+                 for n, s, t in zip(image.GetSize(), image.GetSpacing(), spacing))  # type: ignore[return-value]
+
+
+def resample(image: sitk.Image, spacing: Sequence[float], is_label: bool = False,
+             size: Sequence[int] | None = None) -> sitk.Image:
+    """Resample to ``spacing`` (x, y, z mm) keeping origin and direction.
+
+    Images use linear interpolation, labels nearest neighbour. An image already at the spacing
+    (and size) is returned unchanged.
+    """
+    spacing = tuple(float(s) for s in spacing)
+    size = tuple(int(n) for n in size) if size is not None else resampled_size(image, spacing)
+    if np.allclose(image.GetSpacing(), spacing, rtol=1e-5) and tuple(image.GetSize()) == size:
+        return image
+    interpolator = sitk.sitkNearestNeighbor if is_label else sitk.sitkLinear
+    pixel = image.GetPixelID() if is_label else sitk.sitkFloat32
+    default = 0.0 if is_label else float(sitk.GetArrayViewFromImage(image).min())
+    return sitk.Resample(image, size, sitk.Transform(), interpolator, image.GetOrigin(), spacing,
+                         image.GetDirection(), default, pixel)
+
+
+def resample_to_reference(image: sitk.Image, reference: sitk.Image, is_label: bool) -> sitk.Image:
+    """Resample ``image`` onto ``reference``'s exact grid (size, spacing, origin, direction)."""
+    interpolator = sitk.sitkNearestNeighbor if is_label else sitk.sitkLinear
+    return sitk.Resample(image, reference, sitk.Transform(), interpolator, 0.0, image.GetPixelID())
+
+
+def body_bounding_box(array_hu: np.ndarray, threshold: float = BODY_THRESHOLD_HU,
+                      margin: int = 2) -> tuple[slice, ...] | None:
+    """Bounding box (array order) of voxels above ``threshold`` HU plus a margin; None if none."""
+    mask = array_hu > threshold
+    if not mask.any():
+        return None
+    box = []
+    for axis in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        hits = np.flatnonzero(mask.any(axis=other))
+        box.append(slice(max(0, int(hits[0]) - margin), min(mask.shape[axis], int(hits[-1]) + 1 + margin)))
+    return tuple(box)
+
+
+def spacing_zyx(spacing_xyz: Sequence[float]) -> tuple[float, float, float]:
+    """Spacing in numpy array order (z, y, x) from SimpleITK order (x, y, z)."""
+    return float(spacing_xyz[2]), float(spacing_xyz[1]), float(spacing_xyz[0])
