@@ -51,7 +51,7 @@ def count_voxels(label_files: Iterable[str | Path]) -> dict[int, int]:
     totals: dict[int, int] = {}
     for path in label_files:
         try:
-            array = sitk.GetArrayViewFromImage(sitk.ReadImage(str(path)))
+            array = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
         except RuntimeError as error:
             raise InputError(f"{path}: cannot read label file ({str(error).strip().splitlines()[-1]})") from None
         if not np.issubdtype(array.dtype, np.integer):
