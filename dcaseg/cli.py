@@ -14,15 +14,19 @@ from . import __version__
 from .errors import DcaError
 
 COMMANDS = (
-    "params", "groups", "info",
+    "params", "groups", "info", "devices",
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only the ``selected`` command's module is imported (all of them for --help)."""
     parser = argparse.ArgumentParser(prog="dcaseg", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"dcaseg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
+        if selected not in (None, name):
+            sub.add_parser(name)
+            continue
         module = importlib.import_module(f"dcaseg.commands.{name}")
         command = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(command)
@@ -31,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    selected = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(selected if selected in COMMANDS else None).parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except DcaError as error:

@@ -11,7 +11,7 @@ is used and a warning is given).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,10 +37,14 @@ class Grouping:
     cuts: tuple[int, int]
     rule: str
     absent: list[int] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, list[int]]:
         return {"head": self.head, "medium": self.medium, "tail": self.tail}
+
+    def warnings(self, name: Callable[[int], str] = lambda v: f"class {v}") -> list[str]:
+        """Human-readable warnings: absent classes put in tail, rule fallbacks."""
+        return [f"{name(v)} (label {v}) has no labeled voxels; it is put in tail" for v in self.absent] + self.notes
 
     def group_of(self, value: int) -> str:
         return next(g for g in GROUP_NAMES if value in self.as_dict()[g])
@@ -81,7 +85,7 @@ def log_gap_grouping(counts: Mapping[int, int], classes: Sequence[int], rule: st
     shares = {c: counts[c] / foreground for c in present}
     order = sorted(present, key=lambda c: (-shares[c], c))
     gaps = [math.log(shares[order[j]]) - math.log(shares[order[j + 1]]) for j in range(len(order) - 1)]
-    warnings = [f"class {c} has no labeled voxels; it is put in tail" for c in absent]
+    notes = []
     k_hm, k_mt = _top2_cuts(gaps)
     if rule == "sequential":
         first = max(range(len(gaps)), key=lambda j: (gaps[j], -j))
@@ -89,10 +93,10 @@ def log_gap_grouping(counts: Mapping[int, int], classes: Sequence[int], rule: st
         if later:
             k_hm, k_mt = first, max(later, key=lambda j: (gaps[j], -j))
         else:
-            warnings.append("sequential rule: the largest gap is the last one, so no second cut "
+            notes.append("sequential rule: the largest gap is the last one, so no second cut "
                             "exists below it; using the two largest gaps instead")
     head, medium, tail = order[:k_hm + 1], order[k_hm + 1:k_mt + 1], order[k_mt + 1:] + absent
-    return Grouping(head, medium, tail, shares, order, gaps, (k_hm, k_mt), rule, absent, warnings)
+    return Grouping(head, medium, tail, shares, order, gaps, (k_hm, k_mt), rule, absent, notes)
 
 
 def _top2_cuts(gaps: Sequence[float]) -> tuple[int, int]:

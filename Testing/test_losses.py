@@ -1,0 +1,67 @@
+"""Label-split, logit concatenation, the loss on perfect predictions and the λ ramp-up."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from dcaseg.labelsplit import fuse_expert_logits, label_split
+from dcaseg.training.losses import dice_ce_loss, pseudo_labels, ramp_weight, soft_dice_loss
+from dcaseg.nets import DCAOutput
+
+GROUPS = {"head": [2], "medium": [1, 4], "tail": [3]}
+
+
+def test_label_split_keeps_own_classes_compactly_and_zeroes_the_rest():
+    target = torch.tensor([[0, 1, 2, 3, 4, 4, 1]])
+    split = label_split(target, GROUPS, 5)
+    assert split["head"].tolist() == [[0, 0, 1, 0, 0, 0, 0]]
+    assert split["medium"].tolist() == [[0, 1, 0, 0, 2, 2, 1]]
+    assert split["tail"].tolist() == [[0, 0, 0, 1, 0, 0, 0]]
+
+
+def test_logit_concatenation_takes_each_class_from_its_owner_and_averages_background():
+    # logits shaped (batch 1, channels, 1 voxel)
+    head = torch.tensor([[[3.0], [10.0]]])           # bg, class 2
+    medium = torch.tensor([[[6.0], [11.0], [14.0]]])  # bg, class 1, class 4
+    tail = torch.tensor([[[9.0], [13.0]]])           # bg, class 3
+    fused = fuse_expert_logits({"head": head, "medium": medium, "tail": tail}, GROUPS, 5)
+    assert fused[0, :, 0].tolist() == [6.0, 11.0, 10.0, 13.0, 14.0]
+
+
+def test_fusion_without_label_split_averages_the_owners():
+    everyone = {g: [1, 2] for g in ("head", "medium", "tail")}
+    logits = {g: torch.full((1, 3, 1), float(i)) for i, g in enumerate(everyone)}
+    assert fuse_expert_logits(logits, everyone, 3)[0, :, 0].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_loss_on_a_perfect_prediction_is_near_its_minimum():
+    target = torch.randint(0, 4, (2, 8, 8, 8))
+    perfect = 50.0 * torch.nn.functional.one_hot(target, 4).movedim(-1, 1).float()
+    wrong = 50.0 * torch.nn.functional.one_hot((target + 1) % 4, 4).movedim(-1, 1).float()
+    assert dice_ce_loss(perfect, target).item() < 1e-3
+    assert soft_dice_loss(perfect, target).item() < 1e-3
+    assert dice_ce_loss(wrong, target).item() > 1.0
+
+
+def test_dice_excludes_background_and_is_batch_wide():
+    target = torch.zeros(2, 4, 4, 4, dtype=torch.long)
+    target[0, :2] = 1  # class 1 only in the first sample
+    logits = 50.0 * torch.nn.functional.one_hot(target, 2).movedim(-1, 1).float()
+    assert soft_dice_loss(logits, target).item() < 1e-3
+
+
+def test_pseudo_labels_come_from_the_fused_logits_without_gradient():
+    fused = torch.tensor([[[0.0, 5.0], [1.0, 0.0]]], requires_grad=True)
+    out = DCAOutput(logits=torch.zeros(1, 2, 2), fused=fused)
+    labels = pseudo_labels(out)
+    assert labels.tolist() == [[1, 0]] and not labels.requires_grad
+
+
+def test_ramp_up_endpoints_and_shape():
+    assert ramp_weight(0, 100) == pytest.approx(10 * math.exp(-5))
+    assert ramp_weight(100, 100) == pytest.approx(10.0)
+    assert ramp_weight(250, 100) == pytest.approx(10.0)
+    assert ramp_weight(50, 100) == pytest.approx(10 * math.exp(-1.25))
+    assert ramp_weight(10, 100) < ramp_weight(20, 100)
