@@ -1,0 +1,28 @@
+"""The command line as a user runs it: every command has --help; params prints the counts."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dcaseg.cli import COMMANDS
+
+
+def dcaseg(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dcaseg", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    result = dcaseg(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert f"dcaseg {command}" in result.stdout
+
+
+def test_params_json_gives_the_default_model_components():
+    counts = json.loads(dcaseg("params", "--n-filters", "16", "--json").stdout)
+    assert list(counts) == ["encoder", "head", "medium", "tail", "aggregator", "total"]
+    assert counts["total"] == 17_501_642
+    assert round(counts["aggregator"] / 1e6, 2) == 3.90
