@@ -39,6 +39,8 @@ class ArchitectureConfig:
     dfam: bool = True
 
     def __post_init__(self) -> None:
+        normalised = {g: tuple(int(c) for c in v) for g, v in dict(self.expert_classes).items()}
+        object.__setattr__(self, "expert_classes", normalised)
         if self.num_classes < 2:
             raise ValueError(f"num_classes counts the background and must be at least 2, got {self.num_classes}")
         if self.n_filters < 1 or self.in_channels < 1:
@@ -67,8 +69,6 @@ class ArchitectureConfig:
     def from_dict(cls, data: Mapping) -> ArchitectureConfig:
         known = {k: data[k] for k in ("num_classes", "expert_classes", "n_filters", "in_channels",
                                        "experts", "dfam") if k in data}
-        known["expert_classes"] = {g: tuple(int(c) for c in v)
-                                   for g, v in dict(known.get("expert_classes", {})).items()}
         return cls(**known)
 
 
