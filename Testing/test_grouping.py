@@ -66,3 +66,13 @@ def test_groups_plot_is_written(tmp_path):
     subprocess.run([sys.executable, "-m", "dcaseg", "groups", str(tmp_path), "--names", str(NAMES),
                     "--plot", str(plot)], capture_output=True, check=True)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_baseline_rules_ignore_the_gaps():
+    counts = {1: 5000, 2: 2000, 3: 700, 4: 500, 5: 80, 6: 40}
+    uniform = log_gap_grouping(counts, list(counts), "uniform")
+    assert (uniform.head, uniform.medium, uniform.tail) == ([1, 2], [3, 4], [5, 6])
+    threshold = log_gap_grouping(counts, list(counts), "threshold")
+    assert (threshold.head, threshold.medium, threshold.tail) == ([1, 2], [3, 4], [5, 6])
+    shares = threshold.shares
+    assert all(shares[c] >= 0.10 for c in threshold.head) and all(shares[c] < 0.01 for c in threshold.tail)

@@ -6,7 +6,8 @@ separates head from medium, the lower one medium from tail). Rule ``sequential``
 formula k_HM = argmax G, k_MT = argmax_{j>k_HM} G; it can degenerate: when the largest gap lies
 low in the ranking, medium and tail are left with one organ each (seen on a real abdominal MR
 label map), and when the largest gap is the last one it cannot place a second cut (then ``top2``
-is used and a warning is given).
+is used and a warning is given). Two baselines for ablations ignore the gaps: ``uniform``
+(thirds of the ranking) and ``threshold`` (fixed shares: head ≥ 10 %, tail < 1 %).
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ import SimpleITK as sitk
 from .errors import InputError
 from .labelsplit import GROUP_NAMES
 
-RULES = ("top2", "sequential")
+RULES = ("top2", "sequential", "uniform", "threshold")
+# The fixed-threshold baseline of the ablation: head ≥ 10 % of the foreground, tail < 1 %.
+HEAD_SHARE, TAIL_SHARE = 0.10, 0.01
 
 
 @dataclass
@@ -87,7 +90,13 @@ def log_gap_grouping(counts: Mapping[int, int], classes: Sequence[int], rule: st
     gaps = [math.log(shares[order[j]]) - math.log(shares[order[j + 1]]) for j in range(len(order) - 1)]
     notes = []
     k_hm, k_mt = _top2_cuts(gaps)
-    if rule == "sequential":
+    if rule == "uniform":
+        n = len(order)
+        k_hm, k_mt = max(0, round(n / 3) - 1), max(1, round(2 * n / 3) - 1)
+    elif rule == "threshold":
+        k_hm = max(0, sum(shares[c] >= HEAD_SHARE for c in order) - 1)
+        k_mt = max(k_hm + 1, min(len(order) - 2, sum(shares[c] >= TAIL_SHARE for c in order) - 1))
+    elif rule == "sequential":
         first = max(range(len(gaps)), key=lambda j: (gaps[j], -j))
         later = range(first + 1, len(gaps))
         if later:
