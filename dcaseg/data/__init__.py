@@ -1,0 +1,1 @@
+"""Dataset folders, image I/O and the synthetic abdomen phantom."""
