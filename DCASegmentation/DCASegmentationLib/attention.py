@@ -1,0 +1,132 @@
+"""Head/medium/tail attention overlays: which expert the model trusted where.
+
+The engine writes one float map per expert (DFAM weights of the finest stage, 0..1, same
+geometry as the input). Here they become scalar volumes with a perceptual colour map and a fixed
+window 0..1, grouped in a subject-hierarchy folder next to the segmentation, and shown as the
+slice views' foreground: one expert alone with its colour map, or several at once as one RGB
+blend (head red, medium green, tail blue).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import slicer
+import vtk
+
+from dcaseg.labelsplit import GROUP_NAMES
+
+from .colormaps import EXPERT_COLORMAPS, TABLE_SIZE, table
+from .mrml_io import copy_parent_transform, read_volume, set_item_parent, subject_item
+
+BLEND_CHANNEL = {"head": 0, "medium": 1, "tail": 2}
+
+
+@dataclass
+class AttentionOverlays:
+    """The overlay volumes of one segmentation run and their subject-hierarchy folder item."""
+
+    volumes: dict[str, object]
+    folder_item: int
+    base_name: str
+    blend: object | None = field(default=None)
+
+
+def color_node(scene, expert: str):
+    """The colour table of ``expert``'s overlay (created once per scene)."""
+    colormap = EXPERT_COLORMAPS[expert]
+    name = f"DCA attention ({colormap})"
+    existing = scene.GetFirstNode(name, "vtkMRMLColorTableNode", False, True)
+    if existing is not None:
+        return existing
+    node = scene.AddNewNodeByClass("vtkMRMLColorTableNode", name)
+    node.SetTypeToUser()
+    node.SetNumberOfColors(TABLE_SIZE)
+    for index, (r, g, b) in enumerate(table(colormap)):
+        node.SetColor(index, r, g, b, 1.0)
+    node.SetAttribute("Category", "DCA")
+    return node
+
+
+def load_overlays(paths: dict[str, str | Path], input_volume, segmentation_node) -> AttentionOverlays:
+    """Add the three attention maps as volumes next to ``segmentation_node`` (all three or none)."""
+    scene = input_volume.GetScene()
+    missing = [g for g in GROUP_NAMES if g not in paths]
+    if missing:
+        raise ValueError(f"the engine wrote no attention map for {', '.join(missing)}")
+    base = segmentation_node.GetName()
+    volumes = {}
+    for expert in GROUP_NAMES:
+        volume = read_volume(scene, Path(paths[expert]), "vtkMRMLScalarVolumeNode", f"{base} attention {expert}")
+        copy_parent_transform(volume, input_volume)
+        volume.CreateDefaultDisplayNodes()
+        display = volume.GetDisplayNode()
+        display.SetAndObserveColorNodeID(color_node(scene, expert).GetID())
+        display.AutoWindowLevelOff()
+        display.SetWindowLevelMinMax(0.0, 1.0)
+        volume.SetAttribute("DCA.expert", expert)
+        volumes[expert] = volume
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    folder = sh.CreateFolderItem(sh.GetItemParent(subject_item(sh, segmentation_node)), f"{base} attention")
+    for volume in volumes.values():
+        set_item_parent(sh, volume, folder)
+    return AttentionOverlays(volumes, folder, base)
+
+
+def show_overlays(overlays: AttentionOverlays | None, experts: tuple[str, ...] | list[str], opacity: float,
+                  background=None, scene=None) -> object | None:
+    """Make the slice views show the chosen experts' attention as foreground; return the shown node.
+
+    No expert (or no overlays) clears the foreground; one expert shows its own volume; two or
+    three show an RGB blend of them. ``background`` (e.g. the CT) is set too when given.
+    """
+    scene = scene or (next(iter(overlays.volumes.values())).GetScene() if overlays else None)
+    if scene is None:
+        return None
+    chosen = [g for g in GROUP_NAMES if g in experts] if overlays else []
+    if not chosen:
+        shown = None
+    elif len(chosen) == 1:
+        shown = overlays.volumes[chosen[0]]
+    else:
+        shown = _update_blend(overlays, chosen)
+    for composite in _composite_nodes(scene):
+        if background is not None:
+            composite.SetBackgroundVolumeID(background.GetID())
+        composite.SetForegroundVolumeID(shown.GetID() if shown is not None else None)
+        composite.SetForegroundOpacity(float(opacity))
+    return shown
+
+
+def _update_blend(overlays: AttentionOverlays, experts: list[str]):
+    """An RGB (uint8) volume whose channels are the chosen experts' maps; created on first use and
+    recomputed only when the choice of experts changes."""
+    chosen = ",".join(experts)
+    if overlays.blend is not None and overlays.blend.GetScene() is not None \
+            and overlays.blend.GetAttribute("DCA.experts") == chosen:
+        return overlays.blend
+    reference = overlays.volumes[GROUP_NAMES[0]]
+    maps = {g: slicer.util.arrayFromVolume(v) for g, v in overlays.volumes.items()}
+    rgb = np.zeros((*maps[GROUP_NAMES[0]].shape, 3), dtype=np.uint8)
+    for expert in experts:
+        rgb[..., BLEND_CHANNEL[expert]] = np.clip(maps[expert] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    scene = reference.GetScene()
+    if overlays.blend is None or overlays.blend.GetScene() is None:
+        blend = scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode", f"{overlays.base_name} attention blend")
+        blend.CreateDefaultDisplayNodes()
+        copy_parent_transform(blend, reference)
+        set_item_parent(slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene), blend,
+                        overlays.folder_item)
+        overlays.blend = blend
+    matrix = vtk.vtkMatrix4x4()
+    reference.GetIJKToRASMatrix(matrix)
+    overlays.blend.SetIJKToRASMatrix(matrix)
+    slicer.util.updateVolumeFromArray(overlays.blend, rgb)
+    overlays.blend.SetAttribute("DCA.experts", chosen)
+    return overlays.blend
+
+
+def _composite_nodes(scene) -> list:
+    nodes = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
+    return [nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())]

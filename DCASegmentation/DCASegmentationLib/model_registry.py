@@ -1,0 +1,129 @@
+"""The models a user can segment with: bundled demo models plus those imported into a user folder.
+
+A model is a package folder (``model.json`` + ``weights.safetensors``) or a ``.zip`` of one
+(see ``dcaseg.package``). Importing validates the whole package with the engine, so a broken or
+foreign file is refused with the engine's one-line reason, and copies it atomically; an existing
+model is never replaced.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dcaseg.errors import PackageError
+
+if TYPE_CHECKING:
+    from dcaseg.package import ModelMeta
+
+PACKAGE_FILES = ("model.json", "weights.safetensors", "preview.png")
+
+
+@dataclass
+class ModelEntry:
+    """One listed model: ``key`` is unique in the registry; ``problem`` says why it cannot be used."""
+
+    key: str
+    path: Path
+    bundled: bool
+    meta: ModelMeta | None = None
+    problem: str = ""
+
+    @property
+    def title(self) -> str:
+        name = self.meta.name if self.meta else self.key
+        return f"{name} (bundled)" if self.bundled else name
+
+    def describe(self) -> str:
+        """Classes and expert groups in a few lines, for the GUI's tooltip/status."""
+        if self.meta is None:
+            return f"{self.key}: {self.problem}"
+        names = self.meta.class_names
+        lines = [self.meta.description] if self.meta.description else []
+        lines.append(f"{len(self.meta.classes)} classes: " + ", ".join(c.name for c in self.meta.classes))
+        for group, values in self.meta.groups.items():
+            lines.append(f"{group}: " + ", ".join(names[v] for v in values))
+        return "\n".join(lines)
+
+
+class ModelRegistry:
+    """Models found in ``user_dir`` (imported by the user) and in read-only ``bundled_dirs``."""
+
+    def __init__(self, user_dir: Path, bundled_dirs: tuple[Path, ...] = ()) -> None:
+        self.user_dir = Path(user_dir)
+        self.bundled_dirs = tuple(Path(d) for d in bundled_dirs)
+
+    def list_models(self) -> list[ModelEntry]:
+        """Bundled models first, then the user's, each group sorted by key."""
+        entries = [self._entry(path, True) for folder in self.bundled_dirs for path in _candidates(folder)]
+        entries += [self._entry(path, False) for path in _candidates(self.user_dir)]
+        return entries
+
+    def find(self, key: str) -> ModelEntry | None:
+        """The entry called ``key``, or None."""
+        return next((entry for entry in self.list_models() if entry.key == key), None)
+
+    def import_model(self, source: str | Path) -> ModelEntry:
+        """Validate ``source`` (folder or .zip) with the engine and copy it into the user folder.
+
+        Raises ``PackageError`` with the engine's reason when it is not a valid package.
+        """
+        from dcaseg.package import load_package
+
+        source = Path(source)
+        meta = load_package(source).meta
+        self.user_dir.mkdir(parents=True, exist_ok=True)
+        key = self._free_key(_safe_name(meta.name), ".zip" if source.is_file() else "")
+        target = self.user_dir / key
+        staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.user_dir))
+        try:
+            if source.is_file():
+                shutil.copy2(source, staging / key)
+                os.replace(staging / key, target)
+            else:
+                for name in PACKAGE_FILES:
+                    if (source / name).is_file():
+                        shutil.copy2(source / name, staging / name)
+                os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return self._entry(target, False)
+
+    def _free_key(self, stem: str, suffix: str) -> str:
+        taken = {entry.key for entry in self.list_models()}
+        key, n = f"{stem}{suffix}", 2
+        while key in taken or (self.user_dir / key).exists():
+            key, n = f"{stem}-{n}{suffix}", n + 1
+        return key
+
+    @staticmethod
+    def _entry(path: Path, bundled: bool) -> ModelEntry:
+        entry = ModelEntry(key=path.name, path=path, bundled=bundled)
+        try:
+            from dcaseg.package import read_meta
+        except ImportError as error:
+            entry.problem = f"the engine's Python packages are not installed yet ({error.name})"
+            return entry
+        try:
+            entry.meta = read_meta(path)
+        except PackageError as error:
+            entry.problem = str(error)
+        return entry
+
+
+def _candidates(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if not p.name.startswith(".")
+             and ((p.is_dir() and (p / "model.json").is_file()) or (p.is_file() and p.suffix == ".zip"))]
+    return sorted(found, key=lambda p: p.name)
+
+
+def _safe_name(name: str) -> str:
+    """A file-system-safe version of a model name."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    return safe[:64] or "model"
