@@ -48,12 +48,10 @@ def mrml():
     slice_logics = vtk.vtkCollection()
     slicer.vtkMRMLSliceNode.AddDefaultSliceOrientationPresets(scene, True)
     for name, orientation in SLICE_VIEWS:
-        slice_node = slicer.vtkMRMLSliceNode()
-        slice_node.SetName(name)
+        slice_node = scene.AddNewNodeByClass("vtkMRMLSliceNode", name)  # gets the orientation presets
         slice_node.SetLayoutName(name)
         slice_node.SetSingletonTag(name)
         slice_node.SetOrientation(orientation)
-        scene.AddNode(slice_node)
         slice_logic = slicer.vtkMRMLSliceLogic()
         slice_logic.SetMRMLScene(scene)
         slice_logic.SetMRMLApplicationLogic(app)
