@@ -1,0 +1,186 @@
+"""Save correction: an edited segmentation becomes a label file in the dataset folder.
+
+Segments are matched to the dataset's label values by name, exported in the volume's geometry,
+and written atomically. An existing label is first copied to ``labels/.history/`` so no version
+of an annotation is ever lost; the case then joins the labeled cases of the run's split.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import slicer
+import vtk
+from dcaseg.data.dataset import scan_dataset
+from dcaseg.data.imageio import image_extension, read_header, strip_image_extension, write_image_atomic
+from dcaseg.errors import InputError
+
+from .split_file import mark_case_labeled
+from .volume_geometry import sitk_image_from_volume
+
+HISTORY_FOLDER = ".history"
+NNUNET_CHANNEL = "_0000"
+
+
+@dataclass(frozen=True)
+class SavedCorrection:
+    """Where a correction went and what was kept."""
+
+    case_id: str
+    label_path: Path
+    image_path: Path
+    previous_label: Path | None
+    image_copied: bool
+    split_role: str | None
+
+
+def normalized_name(name: str) -> str:
+    """Segment/class names compare case-blind, with ``_``, ``-`` and spaces alike."""
+    return re.sub(r"[\s_\-]+", " ", name).strip().lower()
+
+
+def segment_label_values(segmentation_node, classes: Mapping[int, str]) -> dict[str, int]:
+    """``{segment id: label value}`` for every segment; an unknown or repeated name is an error."""
+    by_name = {normalized_name(name): value for value, name in classes.items()}
+    segmentation = segmentation_node.GetSegmentation()
+    values: dict[str, int] = {}
+    seen: dict[int, str] = {}
+    for index in range(segmentation.GetNumberOfSegments()):
+        segment_id = segmentation.GetNthSegmentID(index)
+        name = segmentation.GetSegment(segment_id).GetName()
+        value = by_name.get(normalized_name(name))
+        if value is None:
+            raise InputError(f"segment {name!r} matches no class of the dataset "
+                             f"({', '.join(classes.values())}); rename or delete it")
+        if value in seen:
+            raise InputError(f"segments {seen[value]!r} and {name!r} both name class {classes[value]!r}")
+        values[segment_id] = value
+        seen[value] = name
+    if not values:
+        raise InputError(f"segmentation {segmentation_node.GetName()!r} has no segments to save")
+    return values
+
+
+def export_label_array(segmentation_node, volume_node, values: Mapping[str, int]) -> np.ndarray:
+    """The segments as one label array (slices, rows, columns) on ``volume_node``'s voxel grid."""
+    segmentation = segmentation_node.GetSegmentation()
+    color_table = slicer.vtkMRMLColorTableNode()
+    color_table.SetTypeToUser()
+    color_table.SetNumberOfColors(max(values.values()) + 1)
+    color_table.SetColor(0, "background", 0.0, 0.0, 0.0, 0.0)
+    segment_ids = vtk.vtkStringArray()
+    for segment_id, value in values.items():
+        color_table.SetColor(value, segmentation.GetSegment(segment_id).GetName(), 1.0, 1.0, 1.0, 1.0)
+        segment_ids.InsertNextValue(segment_id)
+    scene = volume_node.GetScene()
+    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "DCATraining correction export")
+    try:
+        exported = slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
+            segmentation_node, segment_ids, labelmap, volume_node,
+            slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY, color_table)
+        if not exported:
+            raise InputError(f"could not export segmentation {segmentation_node.GetName()!r} "
+                             f"onto volume {volume_node.GetName()!r}")
+        array = np.array(slicer.util.arrayFromVolume(labelmap))
+    finally:
+        scene.RemoveNode(labelmap)
+    return array.astype(np.uint8 if array.max(initial=0) <= 255 else np.uint16)
+
+
+def save_correction(segmentation_node, volume_node, dataset_root: str | Path, case_id: str | None = None,
+                    run_dir: str | Path | None = None, role: str = "labeled") -> SavedCorrection:
+    """Write the segmentation as the label of ``case_id`` (default: the volume's case) in the dataset.
+
+    The volume's image is copied into the dataset when the case is new. With ``run_dir`` the case
+    joins ``role`` in the run's ``split.json`` (see ``split_file.mark_case_labeled``).
+    """
+    scan = scan_dataset(dataset_root, inspect=False)
+    if not scan.classes:
+        raise InputError(f"{dataset_root}: no class names (labels.json or dataset.json) to match segments to")
+    case_id = case_id or case_id_for_volume(volume_node, scan)
+    existing = next((case for case in scan.cases if case.case_id == case_id), None)
+    values = segment_label_values(segmentation_node, scan.classes)
+    label_array = export_label_array(segmentation_node, volume_node, values)
+    label_image = sitk_image_from_volume(volume_node, label_array)
+    image_copied = existing is None
+    if existing is None:
+        image_path, label_path = new_case_paths(Path(dataset_root), scan.layout, case_id)
+        write_image_atomic(sitk_image_from_volume(volume_node), image_path)
+    else:
+        image_path = Path(existing.image)
+        check_same_grid(image_path, label_image)
+        label_path = Path(existing.label) if existing.label else label_path_for(Path(dataset_root), scan.layout,
+                                                                                 case_id, image_path)
+    previous = keep_history(label_path) if label_path.exists() else None
+    write_image_atomic(label_image, label_path)
+    split_role = mark_case_labeled(run_dir, case_id, role) if run_dir else None
+    return SavedCorrection(case_id, label_path, image_path, previous, image_copied, split_role)
+
+
+def case_id_for_volume(volume_node, scan) -> str:
+    """The dataset case whose image the volume was loaded from, else a case id from the node name."""
+    storage = volume_node.GetStorageNode()
+    file_name = Path(storage.GetFileName()).resolve() if storage and storage.GetFileName() else None
+    for case in scan.cases:
+        if file_name is not None and Path(case.image).resolve() == file_name:
+            return case.case_id
+    name = re.sub(r"[^A-Za-z0-9_.\-]+", "_", volume_node.GetName()).strip("._")
+    if not name:
+        raise InputError("cannot derive a case id from the volume name; give one")
+    return name
+
+
+def new_case_paths(root: Path, layout: str, case_id: str) -> tuple[Path, Path]:
+    """Image and label paths for a case that is not yet in the dataset."""
+    if layout == "nnunet":
+        return root / "imagesTr" / f"{case_id}{NNUNET_CHANNEL}.nii.gz", root / "labelsTr" / f"{case_id}.nii.gz"
+    return root / "images" / f"{case_id}.nii.gz", root / "labels" / f"{case_id}.nii.gz"
+
+
+def label_path_for(root: Path, layout: str, case_id: str, image_path: Path) -> Path:
+    """Label path for an existing unlabeled case: its image's format, in the layout's label folder."""
+    extension = image_extension(image_path) or ".nii.gz"
+    folder = root / ("labelsTr" if layout == "nnunet" else "labels")
+    return folder / f"{case_id}{extension}"
+
+
+def check_same_grid(image_path: Path, label_image) -> None:
+    """Refuse a label whose voxel grid differs from the dataset image (e.g. a resampled volume)."""
+    header = read_header(image_path)
+    same = (tuple(header.size) == label_image.GetSize()
+            and np.allclose(header.spacing, label_image.GetSpacing(), rtol=1e-4, atol=1e-4)
+            and np.allclose(header.origin, label_image.GetOrigin(), atol=1e-3)
+            and np.allclose(header.direction, label_image.GetDirection(), atol=1e-4))
+    if not same:
+        raise InputError(f"the volume in Slicer does not lie on the voxel grid of {image_path} "
+                         f"(size {label_image.GetSize()} vs {tuple(header.size)}); load that file and segment it")
+
+
+def keep_history(label_path: Path) -> Path:
+    """Copy ``label_path`` to ``<labels>/.history/<case>.<timestamp><ext>`` atomically; return the copy."""
+    history = label_path.parent / HISTORY_FOLDER
+    history.mkdir(exist_ok=True)
+    extension = image_extension(label_path) or label_path.suffix
+    stem = strip_image_extension(label_path)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = history / f"{stem}.{stamp}{extension}"
+    counter = 1
+    while target.exists():
+        target = history / f"{stem}.{stamp}-{counter}{extension}"
+        counter += 1
+    handle, temp_name = tempfile.mkstemp(dir=history, prefix=f".{stem}.tmp-", suffix=extension)
+    os.close(handle)
+    try:
+        shutil.copy2(label_path, temp_name)
+        os.replace(temp_name, target)
+    except OSError as error:
+        Path(temp_name).unlink(missing_ok=True)
+        raise InputError(f"cannot keep a copy of {label_path} in {history}: {error.strerror or error}") from None
+    return target

@@ -1,0 +1,66 @@
+"""The run's persistent ``split.json``: which cases train as labeled, unlabeled and validation.
+
+A saved correction moves its case from ``unlabeled`` to ``labeled``; ``validation`` changes only
+when the user asks for it, so retraining never reshuffles the held-out cases.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from dcaseg.errors import InputError
+
+SPLIT_FILE = "split.json"
+ROLES = ("labeled", "unlabeled", "validation")
+
+
+def read_split(run_dir: str | Path) -> dict[str, list[str]]:
+    """The split of a run folder as ``{role: [case ids]}``; a clear error when missing or malformed."""
+    path = Path(run_dir) / SPLIT_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file (is {Path(run_dir)} a training run folder?)") from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise InputError(f"{path}: cannot read split ({error})") from None
+    if not isinstance(data, dict) or not all(isinstance(data.get(role, []), list) for role in ROLES):
+        raise InputError(f"{path}: expected an object with the lists {', '.join(ROLES)}")
+    return {role: [str(case) for case in data.get(role, [])] for role in ROLES} | {
+        key: value for key, value in data.items() if key not in ROLES}
+
+
+def write_split(run_dir: str | Path, split: dict) -> Path:
+    """Write ``split`` to ``run_dir/split.json`` atomically (temporary file, then rename)."""
+    path = Path(run_dir) / SPLIT_FILE
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".split.tmp-", suffix=".json")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(split, stream, indent=2)
+            stream.write("\n")
+        os.replace(temp_name, path)
+    except OSError as error:
+        Path(temp_name).unlink(missing_ok=True)
+        raise InputError(f"cannot write {path}: {error.strerror or error}") from None
+    return path
+
+
+def mark_case_labeled(run_dir: str | Path, case_id: str, role: str = "labeled") -> str:
+    """Record that ``case_id`` now has a label; returns the role it holds afterwards.
+
+    The default puts it in ``labeled`` (leaving ``unlabeled``). A validation case stays in
+    validation; ``role="validation"`` moves a case there only because the user asked for it.
+    """
+    if role not in ("labeled", "validation"):
+        raise InputError(f"a corrected case can join 'labeled' or 'validation', not {role!r}")
+    split = read_split(run_dir)
+    if role == "labeled" and case_id in split["validation"]:
+        return "validation"
+    for other in ROLES:
+        if other != role and case_id in split[other]:
+            split[other].remove(case_id)
+    if case_id not in split[role]:
+        split[role].append(case_id)
+    write_split(run_dir, split)
+    return role
