@@ -476,5 +476,5 @@ class DCATrainingTest(ScriptedLoadableModuleTest):
         self.assertEqual(saved.case_id, "phantom_002")
         written = slicer.util.loadLabelVolume(str(saved.label_path))
         self.assertTrue(np.array_equal(slicer.util.arrayFromVolume(written), mask * 6))
-        self.assertEqual(json.loads((run / "split.json").read_text())["labeled"], ["phantom_001", "phantom_002"])
+        self.assertEqual(json.loads((run / "split.json").read_text(encoding="utf-8"))["labeled"], ["phantom_001", "phantom_002"])
         self.delayDisplay("Test passed")

@@ -64,7 +64,7 @@ def test_noise_replaced_volume_ranks_first_by_either_score(tiny_model, dataset, 
     events = [json.loads(line) for line in completed.stdout.splitlines()]
     assert [e["done"] for e in events if e["event"] == "progress"] == [1, 2, 3]
     assert events[-1]["event"] == "done" and events[-1]["outputs"] == {"ranking": str(out)}
-    document = json.loads(out.read_text())
+    document = json.loads(out.read_text(encoding="utf-8"))
     assert document["score"] == "disagreement"
     cases = [c["case_id"] for c in document["cases"]]
     assert sorted(cases) == ["corrupted", "phantom_001", "realct"]  # the labeled case is not ranked

@@ -19,7 +19,7 @@ from dcaseg.errors import InputError
 REALCT = Path(__file__).parent / "Data" / "realct"
 REPO = Path(__file__).resolve().parents[1]
 TSA, TSB = "tsA_ct_sm_noncontrast", "tsB_ct_full_noncontrast"
-NAMES = {int(k): v for k, v in json.loads((REALCT / "labelmap_abd14.json").read_text()).items()}
+NAMES = {int(k): v for k, v in json.loads((REALCT / "labelmap_abd14.json").read_text(encoding="utf-8")).items()}
 
 
 @pytest.fixture(scope="module")

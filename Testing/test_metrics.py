@@ -188,7 +188,7 @@ def test_evaluate_cli_json_and_csv_match_the_library(real_case_folders, tmp_path
     report = json.loads(result.stdout)
     assert report["missing_predictions"] == ["case_b"]
     assert report["unmatched_predictions"] == ["stray"]
-    organ_names = {int(k): v for k, v in json.loads(names.read_text()).items()}
+    organ_names = {int(k): v for k, v in json.loads(names.read_text(encoding="utf-8")).items()}
     expected = evaluate_pair(pred_img, ref, organ_names)
     case = report["cases"]["case_a"]
     assert set(case) == set(organ_names.values())

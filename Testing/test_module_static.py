@@ -54,14 +54,14 @@ def module_files(module: str) -> tuple[set[str], set[str]]:
 def test_every_ui_name_the_code_uses_exists_in_the_ui_file(module):
     names = ui_widget_names(ROOT / module / "Resources" / "UI" / f"{module}.ui")
     sources = [ROOT / module / f"{module}.py", *(ROOT / module / f"{module}Lib").glob("*.py")]
-    used = set().union(*(used_ui_names(p.read_text()) for p in sources))
+    used = set().union(*(used_ui_names(p.read_text(encoding="utf-8")) for p in sources))
     assert used, "the module uses no widgets at all?"
     assert used - names == set()
 
 
 @pytest.mark.parametrize("module", MODULES)
 def test_every_script_and_resource_is_listed_in_the_module_cmakelists(module):
-    cmake = (ROOT / module / "CMakeLists.txt").read_text().replace("${MODULE_NAME}", module)
+    cmake = (ROOT / module / "CMakeLists.txt").read_text(encoding="utf-8").replace("${MODULE_NAME}", module)
     listed_scripts = set(cmake_list(cmake, "MODULE_PYTHON_SCRIPTS"))
     listed_resources = set(cmake_list(cmake, "MODULE_PYTHON_RESOURCES"))
     scripts, resources = module_files(module)
@@ -72,7 +72,7 @@ def test_every_script_and_resource_is_listed_in_the_module_cmakelists(module):
 
 @pytest.mark.parametrize("module", MODULES)
 def test_parameter_names_in_the_ui_are_fields_of_the_parameter_node(module):
-    tree = ast.parse((ROOT / module / f"{module}.py").read_text())
+    tree = ast.parse((ROOT / module / f"{module}.py").read_text(encoding="utf-8"))
     wrapper = next(node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
                    and any(getattr(d, "id", "") == "parameterNodeWrapper" for d in node.decorator_list))
     fields = {stmt.target.id for stmt in wrapper.body if isinstance(stmt, ast.AnnAssign)}
@@ -84,7 +84,7 @@ def test_parameter_names_in_the_ui_are_fields_of_the_parameter_node(module):
 @pytest.mark.parametrize("module", MODULES)
 def test_the_lib_is_qt_free(module):
     for path in (ROOT / module / f"{module}Lib").glob("*.py"):
-        tree = ast.parse(path.read_text())
+        tree = ast.parse(path.read_text(encoding="utf-8"))
         imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                     for alias in node.names}
         imported |= {node.module.split(".")[0] for node in ast.walk(tree)
@@ -93,7 +93,7 @@ def test_the_lib_is_qt_free(module):
 
 
 def test_extension_cmakelists_names_pytorch_and_existing_modules():
-    cmake = (ROOT / "CMakeLists.txt").read_text()
+    cmake = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
     assert re.search(r'set\(EXTENSION_DEPENDS\s+"PyTorch"\)', cmake)
     for key in ("HOMEPAGE", "CATEGORY", "CONTRIBUTORS", "DESCRIPTION", "ICONURL", "SCREENSHOTURLS"):
         assert re.search(rf"set\(EXTENSION_{key}\s+\"[^\"]+\"\)", cmake), key

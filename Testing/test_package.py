@@ -72,7 +72,7 @@ def test_saving_over_an_existing_package_replaces_it_whole(package):
     (lambda d: d.update(format_version=99), "newer than this engine"),
 ])
 def test_invalid_model_json_is_refused_with_a_reason(package, edit, reason):
-    data = json.loads((package / "model.json").read_text())
+    data = json.loads((package / "model.json").read_text(encoding="utf-8"))
     edit(data)
     (package / "model.json").write_text(json.dumps(data))
     with pytest.raises(PackageError, match=reason):
@@ -88,7 +88,7 @@ def test_pickled_weights_are_refused_and_run_no_code(package, tmp_path):
     torch.save({"x": Marker()}, tmp_path / "evil.pt")  # a torch checkpoint is a zip of pickles
     archive = tmp_path / "evil.zip"
     with zipfile.ZipFile(archive, "w") as z:
-        z.writestr("model.json", (package / "model.json").read_text())
+        z.writestr("model.json", (package / "model.json").read_text(encoding="utf-8"))
         z.writestr("weights.safetensors", (tmp_path / "evil.pt").read_bytes())
     result = subprocess.run([sys.executable, "-m", "dcaseg", "info", str(archive)], capture_output=True, text=True)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1

@@ -15,7 +15,7 @@ from dcaseg.errors import InputError
 
 REALCT = Path(__file__).parent / "Data" / "realct"
 REPO = Path(__file__).resolve().parents[1]
-NAMES = {int(k): v for k, v in json.loads((REALCT / "labelmap_abd14.json").read_text()).items() if int(k) <= 13}
+NAMES = {int(k): v for k, v in json.loads((REALCT / "labelmap_abd14.json").read_text(encoding="utf-8")).items() if int(k) <= 13}
 # Share of the foreground (%) the brief asks for, as (low, high).
 SHARE_RANGES = {
     "liver": (50, 62), "spleen": (9, 16), "stomach": (5, 9), "kidney_right": (4.5, 8), "kidney_left": (4.5, 8),
@@ -105,7 +105,7 @@ def test_make_phantom_writes_the_plain_layout_deterministically(tmp_path):
     a, b, c = (tmp_path / n for n in "abc")
     assert sorted(p.name for p in (a / "images").iterdir()) == [f"{i}.nii.gz" for i in ids]
     assert sorted(p.name for p in (a / "labels").iterdir()) == [f"{i}.nii.gz" for i in ids[:2]]
-    assert {int(k): v for k, v in json.loads((a / "labels.json").read_text()).items()} == NAMES
+    assert {int(k): v for k, v in json.loads((a / "labels.json").read_text(encoding="utf-8")).items()} == NAMES
     for relative in ["labels.json"] + [f"images/{i}.nii.gz" for i in ids] + [f"labels/{i}.nii.gz" for i in ids[:2]]:
         assert (a / relative).read_bytes() == (b / relative).read_bytes(), relative
     assert (a / "images/phantom_000.nii.gz").read_bytes() != (c / "images/phantom_000.nii.gz").read_bytes()
@@ -123,7 +123,7 @@ def test_make_phantom_refuses_bad_requests(tmp_path):
     (tmp_path / "full" / "mine.txt").write_text("user data")
     with pytest.raises(InputError, match="not an empty folder"):
         make_phantom(tmp_path / "full", cases=1, labeled=1, seed=0)
-    assert (tmp_path / "full" / "mine.txt").read_text() == "user data"
+    assert (tmp_path / "full" / "mine.txt").read_text(encoding="utf-8") == "user data"
     with pytest.raises(InputError, match="--labeled"):
         make_phantom(tmp_path / "x", cases=2, labeled=3, seed=0)
     with pytest.raises(InputError, match="--size"):

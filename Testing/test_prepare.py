@@ -79,7 +79,7 @@ def btcv(tmp_path_factory) -> Path:
 def test_synapse_default_is_dhc_split_with_labels_where_the_split_allows(btcv, tmp_path):
     out = tmp_path / "synapse"
     split = prepare_synapse(btcv, out)
-    saved = json.loads((out / "split.json").read_text())
+    saved = json.loads((out / "split.json").read_text(encoding="utf-8"))
     assert saved == split
     assert saved["labeled"] == DHC_LABELED
     assert saved["unlabeled"] == DHC_UNLABELED
@@ -92,7 +92,7 @@ def test_synapse_default_is_dhc_split_with_labels_where_the_split_allows(btcv, t
     assert names_in(out / "labels") == sorted(saved["labeled"] + saved["validation"])
     assert names_in(out / "labels_heldout") == DHC_UNLABELED
     assert names_in(out / "test" / "images") == names_in(out / "test" / "labels") == DHC_TEST
-    labels = json.loads((out / "labels.json").read_text())
+    labels = json.loads((out / "labels.json").read_text(encoding="utf-8"))
     assert labels == {str(v): name for v, name in enumerate(SYNAPSE_ORGANS, 1)}
     assert labels["5"] == "esophagus" and labels["13"] == "adrenal_gland_left" and len(labels) == 13
     raw = btcv / "RawData" / "Training"
@@ -108,7 +108,7 @@ def test_synapse_cli_ga_split_from_flat_folders(tmp_path):
     result = run_cli("synapse", str(raw), str(out), "--test-set", "ga", "--progress", "none")
     assert result.returncode == 0, result.stderr
     assert "4 labeled, 16 unlabeled, 4 validation, 6 test" in result.stdout
-    split = json.loads((out / "split.json").read_text())
+    split = json.loads((out / "split.json").read_text(encoding="utf-8"))
     assert split["labeled"] == GA_LABELED
     assert split["unlabeled"] == GA_UNLABELED
     assert split["validation"] == ["synapse_0001", "synapse_0007", "synapse_0023", "synapse_0030"]
@@ -157,7 +157,7 @@ def test_existing_output_is_kept_unless_overwrite_and_then_backed_up(btcv, tmp_p
     assert result.returncode == 0, result.stderr
     assert (out / "split.json").is_file()
     backups = list(tmp_path.glob("data.previous-*"))
-    assert len(backups) == 1 and (backups[0] / "notes.txt").read_text() == "mine"
+    assert len(backups) == 1 and (backups[0] / "notes.txt").read_text(encoding="utf-8") == "mine"
 
 
 def test_amos_five_percent_split(tmp_path):
@@ -165,7 +165,7 @@ def test_amos_five_percent_split(tmp_path):
     out = tmp_path / "amos"
     result = run_cli("amos", str(raw), str(out), "--progress", "none")
     assert result.returncode == 0, result.stderr
-    split = json.loads((out / "split.json").read_text())
+    split = json.loads((out / "split.json").read_text(encoding="utf-8"))
     assert split["labeled"] == ["amos_0078", "amos_0158", "amos_0170", "amos_0192", "amos_0391",
                                 "amos_0396", "amos_0410", "amos_0514", "amos_0548", "amos_0578"]
     assert split["validation"] == list(AMOS_5P_VALIDATION) and len(split["validation"]) == 24
@@ -175,7 +175,7 @@ def test_amos_five_percent_split(tmp_path):
     assert names_in(out / "labels") == sorted(AMOS_5P_LABELED + AMOS_5P_VALIDATION)
     assert names_in(out / "labels_heldout") == split["unlabeled"]
     assert names_in(out / "test" / "labels") == split["test"]
-    labels = json.loads((out / "labels.json").read_text())
+    labels = json.loads((out / "labels.json").read_text(encoding="utf-8"))
     assert len(labels) == 15 and labels["13"] == "duodenum" and labels["15"] == "prostate_uterus"
 
 

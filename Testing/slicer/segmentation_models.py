@@ -18,7 +18,7 @@ GROUPS = {"head": [1, 2, 3, 6, 7], "medium": [4, 8, 9, 10, 11, 14], "tail": [5, 
 
 def abd14_classes() -> list[ClassInfo]:
     """The 14 organs of the real CT fixture with the engine's colours and SNOMED codes."""
-    names = json.loads((REALCT / "labelmap_abd14.json").read_text())
+    names = json.loads((REALCT / "labelmap_abd14.json").read_text(encoding="utf-8"))
     return [ClassInfo(int(v), n, organ_color(n, int(v)), organ_snomed(n)) for v, n in names.items()]
 
 

@@ -88,7 +88,7 @@ def test_pip_requirements_match_the_engines_pyproject():
     import tomllib
     from pathlib import Path
 
-    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text(encoding="utf-8"))
     engine = {r.replace(" ", "") for r in pyproject["project"]["dependencies"]}
     assert set(PIP_REQUIREMENTS) | {"torch>=2.3"} == engine
 
@@ -115,7 +115,7 @@ def test_import_lists_the_model_with_its_classes_and_groups(model_folder, tmp_pa
 def test_importing_again_never_replaces_an_existing_model(model_folder, tmp_path):
     registry = ModelRegistry(tmp_path / "models")
     first = registry.import_model(model_folder)
-    (first.path / "model.json").write_text((first.path / "model.json").read_text())  # user's copy stays as is
+    (first.path / "model.json").write_text((first.path / "model.json").read_text(encoding="utf-8"))  # user's copy stays as is
     archive = tmp_path / "shared.zip"
     with zipfile.ZipFile(archive, "w") as z:
         for name in ("model.json", "weights.safetensors"):
@@ -140,7 +140,7 @@ def test_a_corrupt_model_is_refused_with_the_engines_reason_and_nothing_is_copie
 def test_a_broken_bundled_model_is_listed_with_its_problem(model_folder, tmp_path):
     bundled = tmp_path / "bundled"
     shutil.copytree(model_folder, bundled / "demo")
-    meta = json.loads((bundled / "demo" / "model.json").read_text())
+    meta = json.loads((bundled / "demo" / "model.json").read_text(encoding="utf-8"))
     meta["classes"][0]["color"] = [300, 0, 0]
     (bundled / "demo" / "model.json").write_text(json.dumps(meta))
     entry = ModelRegistry(tmp_path / "models", (bundled,)).list_models()[0]

@@ -24,7 +24,7 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     try:  # a killed child that nobody reaped yet is a zombie: gone for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+        return Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
 

@@ -105,7 +105,7 @@ def test_edited_segment_is_saved_exactly_and_every_earlier_label_is_kept(mrml, t
     assert np.array_equal(kept[saved.previous_label.name], original)
     assert np.array_equal(kept[second.previous_label.name], expected_first)
     assert not [p for p in (root / "labels").iterdir() if p.name.startswith(".tsA")]  # no temp files left
-    assert json.loads((run / "split.json").read_text()) == {
+    assert json.loads((run / "split.json").read_text(encoding="utf-8")) == {
         "labeled": ["tsA"], "unlabeled": ["other", "tsB"], "validation": ["val1"]}
     assert "ERROR" not in mrml.vtk_log.GetOutput()
 
@@ -125,7 +125,7 @@ def test_an_unlabeled_case_joins_labeled_and_validation_stays(mrml, tmp_path):
     truth, truth_image = read(REALCT / f"{REAL_CASES['tsB']}_label.nii.gz")
     assert np.array_equal(written, truth)
     assert_same_grid(label_image, truth_image)
-    assert json.loads((run / "split.json").read_text()) == {
+    assert json.loads((run / "split.json").read_text(encoding="utf-8")) == {
         "labeled": ["tsA", "tsB"], "unlabeled": ["other"], "validation": ["val1"]}
 
 
@@ -141,7 +141,7 @@ def test_a_new_case_copies_its_image_and_unknown_segments_are_refused(mrml, tmp_
     source, source_image = read(REALCT / f"{REAL_CASES['tsA']}_image.nii.gz")
     assert np.array_equal(copied, source)
     assert_same_grid(copied_image, source_image)
-    assert json.loads((run / "split.json").read_text())["labeled"] == ["tsA", "newcase"]
+    assert json.loads((run / "split.json").read_text(encoding="utf-8"))["labeled"] == ["tsA", "newcase"]
 
     segment = segmentation.GetSegmentation().GetNthSegment(0)
     segment.SetName("tumour")

@@ -21,7 +21,7 @@ PHANTOM_SEED, PHANTOM_SIZE = 1, (48, 48, 32)
 
 
 def logged(run: Path, kind: str) -> list[dict]:
-    return [e for e in map(json.loads, (run / "events.jsonl").read_text().splitlines()) if e["event"] == kind]
+    return [e for e in map(json.loads, (run / "events.jsonl").read_text(encoding="utf-8").splitlines()) if e["event"] == kind]
 
 
 def last_per_iteration(events: list[dict]) -> dict[int, dict]:
@@ -52,7 +52,7 @@ def stopped_then_resumed(tmp_path_factory):
 
 def test_stop_leaves_a_run_that_resume_completes(stopped_then_resumed):
     _, request, first, second, stopped_at = stopped_then_resumed
-    total = json.loads((request.run / "config.json").read_text())["train"]["iterations"]
+    total = json.loads((request.run / "config.json").read_text(encoding="utf-8"))["train"]["iterations"]
     assert first.state == "stopped", first.result
     assert logged(request.run, "stopped")[0]["iteration"] == stopped_at
     assert 2 <= stopped_at < total
@@ -129,7 +129,7 @@ def test_retrain_fine_tunes_into_a_new_run_with_the_same_validation(stopped_then
     after = read_split(retrain.run)
     assert after["validation"] == before["validation"]
     assert newly in after["labeled"] and newly not in after["unlabeled"]
-    meta = json.loads((retrain.run / "model" / "model.json").read_text())
+    meta = json.loads((retrain.run / "model" / "model.json").read_text(encoding="utf-8"))
     assert meta["training"]["initialised_from"] == str(second.model_path)
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
             for p in (request.run / "model").iterdir()} == old_model

@@ -13,7 +13,7 @@ REAL_CASES = {"tsA": "tsA_ct_sm_noncontrast", "tsB": "tsB_ct_full_noncontrast"}
 
 def real_class_names() -> dict[int, str]:
     """The fixture's 14 abdominal classes (the phantom uses the same values 1-13)."""
-    return {int(k): v for k, v in json.loads((REALCT / "labelmap_abd14.json").read_text()).items()}
+    return {int(k): v for k, v in json.loads((REALCT / "labelmap_abd14.json").read_text(encoding="utf-8")).items()}
 
 
 def mixed_dataset(root: Path, phantom_cases: int = 3, phantom_labeled: int = 2,

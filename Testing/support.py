@@ -1,0 +1,29 @@
+"""Test support shared by the suites: the real CT fixture's paths and a tiny model description.
+
+Tests import from here, never from ``conftest`` (two conftest modules exist, so that name is ambiguous).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dcaseg.anatomy import organ_color
+from dcaseg.grouping import group_label_files
+from dcaseg.nets import ArchitectureConfig
+from dcaseg.package import ClassInfo, ModelMeta, Preprocessing, expert_classes_from_groups
+
+REALCT = Path(__file__).parent / "Data" / "realct"
+REALCT_IMAGE = REALCT / "tsA_ct_sm_noncontrast_image.nii.gz"
+REALCT_LABEL = REALCT / "tsA_ct_sm_noncontrast_label.nii.gz"
+
+
+def tiny_model_meta() -> ModelMeta:
+    """Metadata of a 14-class abdominal model: n_filters 4, 3 mm spacing, 32³ patches."""
+    names = json.loads((REALCT / "labelmap_abd14.json").read_text(encoding="utf-8"))
+    classes = [ClassInfo(int(v), name, organ_color(name, int(v))) for v, name in sorted(names.items(), key=lambda i: int(i[0]))]
+    groups = group_label_files([REALCT_LABEL], classes=[c.value for c in classes]).as_dict()
+    architecture = ArchitectureConfig(num_classes=len(classes) + 1, n_filters=4,
+                                      expert_classes=expert_classes_from_groups(groups, classes))
+    preprocessing = Preprocessing(target_spacing=(3.0, 3.0, 3.0), patch_size=(32, 32, 32))
+    return ModelMeta(name="tiny-abd14", architecture=architecture, classes=classes, groups=groups,
+                     preprocessing=preprocessing, description="random weights, for tests")
