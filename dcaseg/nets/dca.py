@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from torch import Tensor, nn
 
 from ..labelsplit import GROUP_NAMES, fuse_expert_logits
-from .blocks import count_parameters
+from .blocks import NORMS, count_parameters
 from .dfam import DFAM
 from .vnet import DEPTH, STOCK_DECODER_STAGES, Decoder, Encoder, check_input_size
 
@@ -28,7 +28,9 @@ class ArchitectureConfig:
 
     ``num_classes`` counts the background. ``expert_classes`` lists the class indices (1..K) each
     expert owns. ``experts`` picks the expert shapes of ``EXPERT_SHAPES`` or ``"none"`` for the
-    single-decoder V-Net baseline; ``dfam=False`` makes the aggregator a plain decoder.
+    single-decoder V-Net baseline; ``dfam=False`` makes the aggregator a plain decoder. ``norm``
+    is ``batch`` (the lineage) or ``instance`` (same parameter count; no train/eval statistics gap,
+    which matters for the tiny patches of a CPU demo).
     """
 
     num_classes: int
@@ -37,6 +39,7 @@ class ArchitectureConfig:
     in_channels: int = 1
     experts: str = "asymmetric"
     dfam: bool = True
+    norm: str = "batch"
 
     def __post_init__(self) -> None:
         normalised = {g: tuple(int(c) for c in v) for g, v in dict(self.expert_classes).items()}
@@ -45,6 +48,8 @@ class ArchitectureConfig:
             raise ValueError(f"num_classes counts the background and must be at least 2, got {self.num_classes}")
         if self.n_filters < 1 or self.in_channels < 1:
             raise ValueError("n_filters and in_channels must be positive")
+        if self.norm not in NORMS:
+            raise ValueError(f"unknown normalisation {self.norm!r}; use one of {list(NORMS)}")
         if self.experts == SINGLE_DECODER:
             return
         if self.experts not in EXPERT_SHAPES:
@@ -68,7 +73,7 @@ class ArchitectureConfig:
     @classmethod
     def from_dict(cls, data: Mapping) -> ArchitectureConfig:
         known = {k: data[k] for k in ("num_classes", "expert_classes", "n_filters", "in_channels",
-                                       "experts", "dfam") if k in data}
+                                       "experts", "dfam", "norm") if k in data}
         return cls(**known)
 
 
@@ -95,14 +100,14 @@ class DCANet(nn.Module):
         super().__init__()
         self.config = config
         nf = config.n_filters
-        self.encoder = Encoder(config.in_channels, nf)
+        self.encoder = Encoder(config.in_channels, nf, config.norm)
         self.experts = nn.ModuleDict()
         if config.experts != SINGLE_DECODER:
             for group in GROUP_NAMES:
                 stages, dilation = EXPERT_SHAPES[config.experts][group]
                 n_out = 1 + len(config.expert_classes[group])
-                self.experts[group] = Decoder(n_out, nf, stages, dilation)
-        self.aggregator = Decoder(config.num_classes, nf)
+                self.experts[group] = Decoder(n_out, nf, stages, dilation, config.norm)
+        self.aggregator = Decoder(config.num_classes, nf, norm=config.norm)
         self.dfams = nn.ModuleList()
         if config.dfam and config.experts != SINGLE_DECODER:
             self.dfams.extend(DFAM(c) for c in self.aggregator.stage_channels)

@@ -16,15 +16,15 @@ SIZE_MULTIPLE = 2**DEPTH
 class Encoder(nn.Module):
     """Five stages of (1,2,3,3,3) convolutions, channels nf·(1,2,4,8,16), strided-conv down-sampling."""
 
-    def __init__(self, in_channels: int = 1, n_filters: int = 16) -> None:
+    def __init__(self, in_channels: int = 1, n_filters: int = 16, norm: str = "batch") -> None:
         super().__init__()
         channels = [n_filters * 2**i for i in range(len(ENCODER_STAGES))]
         self.stages = nn.ModuleList()
         self.downs = nn.ModuleList()
         for i, n_convs in enumerate(ENCODER_STAGES):
-            self.stages.append(ConvStack(n_convs, in_channels if i == 0 else channels[i], channels[i]))
+            self.stages.append(ConvStack(n_convs, in_channels if i == 0 else channels[i], channels[i], norm=norm))
             if i < DEPTH:
-                self.downs.append(DownBlock(channels[i], channels[i + 1]))
+                self.downs.append(DownBlock(channels[i], channels[i + 1], norm))
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """Return the features of every stage, finest first (the last one is the bottleneck)."""
@@ -45,7 +45,7 @@ class Decoder(nn.Module):
     """
 
     def __init__(self, out_channels: int, n_filters: int = 16,
-                 stages: Sequence[int] = STOCK_DECODER_STAGES, dilation: int = 1) -> None:
+                 stages: Sequence[int] = STOCK_DECODER_STAGES, dilation: int = 1, norm: str = "batch") -> None:
         super().__init__()
         if len(stages) != DEPTH or min(stages) < 1:
             raise ValueError(f"a decoder needs {DEPTH} stages of at least one convolution, got {list(stages)}")
@@ -54,8 +54,8 @@ class Decoder(nn.Module):
         self.convs = nn.ModuleList()
         previous = n_filters * 2**DEPTH
         for n_convs, channels in zip(stages, self.stage_channels):
-            self.ups.append(UpBlock(previous, channels))
-            self.convs.append(ConvStack(n_convs, channels, channels, dilation))
+            self.ups.append(UpBlock(previous, channels, norm))
+            self.convs.append(ConvStack(n_convs, channels, channels, dilation, norm))
             previous = channels
         self.out_conv = nn.Conv3d(previous, out_channels, 1)
 

@@ -1,0 +1,1 @@
+"""Semi-supervised training: losses, configuration, run folder, checkpoints, trainer, distributed."""

@@ -1,0 +1,148 @@
+"""Training settings (``TrainConfig``) and the named presets ``paper``, ``cpu-demo`` and ``tiny``."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from ..errors import InputError
+
+MODES = ("dca", "vnet")
+OPTIMIZERS = ("sgd", "adamw")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random augmentation per patch (probabilities in [0, 1]; ranges are ± or [low, high]).
+
+    Flips are off by default: mirroring an abdomen swaps left and right organs (kidneys, adrenals).
+    """
+
+    flip_probability: float = 0.0
+    flip_axes: tuple[int, ...] = (0, 1, 2)
+    rotate_probability: float = 0.2
+    rotate_degrees: float = 15.0
+    scale_range: tuple[float, float] = (0.85, 1.15)
+    intensity_probability: float = 0.3
+    brightness: float = 0.1
+    contrast: tuple[float, float] = (0.75, 1.25)
+    gamma: tuple[float, float] = (0.7, 1.5)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run; stored as the run's ``config.json``.
+
+    Sizes are (x, y, z) like ``Preprocessing``. ``target_spacing`` None means the median spacing
+    of the labeled cases; ``min_spacing`` coarsens it (a CPU demo trains at a coarse grid).
+    ``ramp_fraction`` is the share of the run over which λ ramps up to ``lambda_max``.
+    ``mode`` ``vnet`` trains a single decoder (``self_training`` adds plain pseudo-labels).
+    ``label_split`` False gives every expert all classes (the ablation without Divide).
+    ``optimizer`` ``sgd`` is the paper's (momentum, Nesterov); ``adamw`` (betas 0.9/0.999, same
+    weight decay and poly decay) converges in the few hundred steps a CPU demo can afford.
+    """
+
+    preset: str = "paper"
+    mode: str = "dca"
+    experts: str = "asymmetric"
+    dfam: bool = True
+    norm: str = "batch"
+    label_split: bool = True
+    self_training: bool = False
+    n_filters: int = 16
+    patch_size: tuple[int, int, int] = (96, 96, 96)
+    labeled_batch: int = 2
+    unlabeled_batch: int = 2
+    iterations: int = 17000
+    optimizer: str = "sgd"
+    base_lr: float = 0.01
+    poly_power: float = 0.9
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 3e-5
+    lambda_max: float = 10.0
+    ramp_fraction: float = 1.0
+    pseudo_on_labeled: bool = False
+    foreground_share: float = 0.5
+    rare_class_power: float = 0.5
+    target_spacing: tuple[float, float, float] | None = None
+    min_spacing: tuple[float, float, float] | None = None
+    modality: str = "CT"
+    body_crop: bool = True
+    amp: bool = True
+    channels_last: bool = True
+    validation_cases: int | None = None
+    val_every: int = 500
+    checkpoint_every: int = 250
+    log_every: int = 20
+    val_overlap: float = 0.25
+    seed: int = 0
+    grouping_rule: str = "top2"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InputError(f"training mode must be one of {list(MODES)}, got {self.mode!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise InputError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
+        if any(p <= 0 or p % 16 for p in self.patch_size):
+            raise InputError(f"patch size must be positive multiples of 16, got {list(self.patch_size)}")
+        if self.iterations < 1 or self.labeled_batch < 1 or self.unlabeled_batch < 0:
+            raise InputError("iterations and labeled batch must be at least 1, unlabeled batch at least 0")
+
+    @property
+    def ramp_iterations(self) -> float:
+        return self.ramp_fraction * self.iterations
+
+    def lr_at(self, iteration: int) -> float:
+        """Poly decay per iteration: base_lr · (1 − t/T)^power."""
+        return self.base_lr * (1.0 - min(iteration, self.iterations) / self.iterations) ** self.poly_power
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Rebuild from ``config.json``; lists become tuples, unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(f"config.json: unknown training settings {unknown}")
+        values = dict(data)
+        values["augment"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                             for k, v in dict(values.get("augment", {})).items()})
+        for key in ("patch_size", "target_spacing", "min_spacing"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+    def with_overrides(self, **overrides: Any) -> TrainConfig:
+        """A copy with the non-None ``overrides`` applied."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # The paper's setting (GPU): nf16, 96³, 2 labeled + 2 unlabeled, 17,000 iterations.
+    "paper": TrainConfig(),
+    # A few minutes on a 2-core CPU: nf4 at 32³ patches on a coarse 4 mm grid (~0.4 s a step),
+    # a high learning rate (0.02 left the experts at background after 150 steps), labeled
+    # patches mostly centred on organs, rarer ones favoured, and λ ramped over the whole run
+    # (a ramp over the first 30 % collapsed the aggregator to all-background pseudo-labels).
+    "cpu-demo": TrainConfig(
+        preset="cpu-demo", n_filters=4, norm="instance", patch_size=(32, 32, 32), iterations=700, base_lr=0.1,
+        min_spacing=(4.0, 4.0, 4.0), ramp_fraction=1.0, lambda_max=1.0,
+        foreground_share=0.7, rare_class_power=0.5, amp=False, channels_last=False,
+        val_every=350, checkpoint_every=100, log_every=10, val_overlap=0.25,
+        augment=AugmentConfig(rotate_probability=0.0, intensity_probability=0.2)),
+    # Tests: the smallest network at 32³ for a handful of iterations.
+    "tiny": TrainConfig(
+        preset="tiny", n_filters=4, patch_size=(32, 32, 32), iterations=6, labeled_batch=1,
+        unlabeled_batch=1, min_spacing=(4.0, 4.0, 4.0), amp=False, channels_last=False,
+        val_every=3, checkpoint_every=2, log_every=1, val_overlap=0.0, validation_cases=1),
+}
+
+
+def preset(name: str) -> TrainConfig:
+    """The named preset; an unknown name is an InputError listing the choices."""
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    return PRESETS[name]

@@ -1,0 +1,376 @@
+"""The semi-supervised trainer (DESIGN §3): experts on labeled patches, aggregator on pseudo-labels.
+
+Per iteration: lr = poly(0.9) decay, λ = sigmoid ramp-up; one forward pass over labeled +
+unlabeled patches; loss = Σ_experts (CE + Dice) on the labeled part + λ · (CE + Dice) of the
+aggregator against the fused experts' pseudo-label on the unlabeled part. Checkpoints every N
+iterations and on SIGTERM/SIGINT; validation every N iterations; the best model (mean Dice) is
+exported as a model package with its provenance.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import signal
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..data.augment import augment
+from ..data.cache import PreprocessCache, dataset_fingerprint
+from ..data.sampling import PatchSampler, prefetch
+from ..errors import InputError
+from ..events import Reporter, file_sink
+from ..nets import DCANet, DCAOutput
+from ..package import ModelMeta, save_package
+from .batchnorm import recalibrate_batch_norm
+from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from .config import TrainConfig, preset
+from .distributed import DistContext, any_rank, barrier, gather_floats, init_distributed, shutdown, wrap
+from .losses import ramp_weight, supervised_loss, unsupervised_loss
+from .plan import TrainingPlan, make_plan
+from .run_folder import RunFolder, read_json, tensorboard_sink, write_json_atomic
+from .validation import Validator
+
+
+BN_VOLUMES = 8        # training volumes that set BatchNorm statistics before validation/export
+BN_CROP_PATCHES = 2   # each centre-cropped to at most this many patch sizes per axis
+
+
+@dataclass
+class TrainRequest:
+    """What ``dcaseg train`` asks for. ``config`` starts a new run (default: the ``paper`` preset);
+    on ``resume`` the run's stored config is used. ``overrides`` (non-None values) apply to either."""
+
+    run: Path
+    config: TrainConfig | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    data: Path | None = None
+    device: str = "auto"
+    resume: bool = False
+    init_from: Path | None = None
+    regroup: bool = False
+    cache_dir: Path | None = None
+
+
+@dataclass
+class TrainResult:
+    model: Path | None
+    iteration: int
+    stopped: bool
+    best_mean_dice: float | None
+
+
+def pick_device(name: str, ctx: DistContext) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; under torchrun each rank takes its local GPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError("--device cuda was asked for but torch sees no CUDA GPU")
+        return torch.device("cuda", ctx.local_rank if ctx.enabled else torch.device(name).index or 0)
+    if name != "cpu":
+        raise InputError(f"unknown device {name!r}; use auto, cpu or cuda")
+    return torch.device("cpu")
+
+
+def cpu_threads(processes: int = 1) -> int:
+    """Threads per training process on CPU: the idle cores (from the load average) shared out, at least one.
+
+    Threads beyond the idle cores cost far more than they give: on a 2-core machine running
+    other work, a training step with 2 threads took ten times the CPU time of one with 1 thread.
+    """
+    cores = os.cpu_count() or 1
+    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    idle = int(cores + 1 - busy + 0.5)  # our own start-up shows in the load average, hence the +1
+    return max(1, min(cores, idle) // processes)
+
+
+def make_optimizer(network: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD with momentum and Nesterov (the paper's), or AdamW; lr is set every iteration (poly decay)."""
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(network.parameters(), lr=config.base_lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(network.parameters(), lr=config.base_lr, momentum=config.momentum,
+                           nesterov=config.nesterov, weight_decay=config.weight_decay)
+
+
+class StopRequest:
+    """Set by SIGTERM/SIGINT; the loop checkpoints and stops at the next iteration boundary."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _take(output: DCAOutput, part: slice) -> DCAOutput:
+    """The batch entries ``part`` of a network output."""
+    return DCAOutput(output.logits[part], {g: v[part] for g, v in output.expert_logits.items()},
+                     output.fused[part] if output.fused is not None else None,
+                     [a[part] for a in output.attention])
+
+
+def _batch_seed(seed: int, rank: int, iteration: int) -> int:
+    """The augmentation seed of one batch: fixed by (seed, rank, iteration), so resumes repeat it."""
+    return ((seed * 1_000_003 + rank) * 1_000_033 + iteration) % (2**63 - 1)
+
+
+def _weights_checksum(network: torch.nn.Module) -> float:
+    """A number that differs when any trainable weight differs (for checking ranks stay in step).
+
+    BatchNorm running statistics are left out: each rank updates them from its own patches."""
+    digest = hashlib.sha256()
+    for tensor in network.parameters():
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return float(int(digest.hexdigest()[:12], 16))
+
+
+class Trainer:
+    """One training run in a run folder (single process or one rank of a torchrun job)."""
+
+    def __init__(self, request: TrainRequest, reporter: Reporter | None = None) -> None:
+        self.request = request
+        self.run_folder = RunFolder(Path(request.run))
+        self._stored_spacing: tuple[float, ...] | None = None
+        base = self._resumed_config() if request.resume else (request.config or preset("paper"))
+        self.config = base.with_overrides(**request.overrides)
+        if request.data is None:
+            raise InputError("no dataset folder given")
+        if self.run_folder.path.resolve().is_relative_to(Path(request.data).resolve()):
+            raise InputError(f"{self.run_folder.path}: the run folder must not be inside the dataset folder "
+                             f"{request.data} (training never writes there)")
+        self.ctx = init_distributed(use_cuda=pick_device(request.device, DistContext()).type == "cuda")
+        self.device = pick_device(request.device, self.ctx)
+        self.reporter = self._reporter(reporter)
+
+    # ------------------------------------------------------------------ setup
+
+    def _resumed_config(self) -> TrainConfig:
+        if not self.run_folder.config.is_file():
+            raise InputError(f"{self.run_folder.path}: not a training run (no config.json) to resume")
+        stored = read_json(self.run_folder.config)
+        self.request.data = self.request.data or Path(stored["data"])
+        self.request.init_from = Path(stored["init_from"]) if stored.get("init_from") else None
+        self._stored_spacing = tuple(stored["target_spacing"])
+        return TrainConfig.from_dict(stored["train"])
+
+    def _reporter(self, reporter: Reporter | None) -> Reporter:
+        if not self.ctx.is_main:
+            return Reporter()
+        sinks = list(reporter.sinks) if reporter else []
+        self.run_folder.path.mkdir(parents=True, exist_ok=True)
+        sinks.append(file_sink(self.run_folder.events))
+        board = tensorboard_sink(self.run_folder.tensorboard)
+        if board is not None:
+            sinks.append(board)
+        return Reporter(*sinks)
+
+    def _prepare_cache(self, plan: TrainingPlan) -> PreprocessCache:
+        root = self.request.cache_dir or self.run_folder.cache
+        data_root = Path(plan.data).resolve()
+        if Path(root).resolve().is_relative_to(data_root):
+            raise InputError(f"{root}: the preprocessing cache must not live inside the dataset folder")
+        cache = PreprocessCache(root, plan.cache_settings())
+        if self.ctx.is_main:
+            ids = plan.split["labeled"] + plan.split["unlabeled"]
+            for done, case_id in enumerate(ids, start=1):
+                case = plan.cases[case_id]
+                cache.prepare(case_id, case.image, case.label if case_id in plan.split["labeled"] else None)
+                self.reporter.progress("preprocess", done, len(ids))
+        barrier(self.ctx)
+        return cache
+
+    def _meta(self, plan: TrainingPlan, iteration: int, validation: dict[str, Any] | None) -> ModelMeta:
+        training = {"preset": self.config.preset, "mode": self.config.mode, "iterations": iteration,
+                    "planned_iterations": self.config.iterations,
+                    "data_fingerprint": dataset_fingerprint(plan.files("labeled") + plan.files("unlabeled")
+                                                            + plan.files("validation")),
+                    "cases": {k: len(v) for k, v in plan.split.items()},
+                    "validation": validation, "seed": self.config.seed, "world_size": self.ctx.world_size,
+                    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                    "engine_version": __version__}
+        if plan.initial is not None:
+            training["initialised_from"] = str(plan.initial.source)
+        return ModelMeta(name=f"DCA {Path(plan.data).name}", architecture=plan.architecture,
+                         classes=plan.classes, groups=plan.groups, preprocessing=plan.preprocessing,
+                         description=f"DCA trained by dcaseg {__version__} on {Path(plan.data).name}",
+                         training=training)
+
+    # ------------------------------------------------------------------ run
+
+    def train(self) -> TrainResult:
+        """Run (or continue) training to ``config.iterations``; returns where it ended."""
+        try:
+            return self._train()
+        finally:
+            shutdown(self.ctx)
+
+    def _train(self) -> TrainResult:
+        config, run, reporter = self.config, self.run_folder, self.reporter
+        if not self.request.resume and run.checkpoint.is_file() and self.ctx.is_main:
+            reporter.warning(f"{run.path} holds an earlier run; starting again at iteration 0 "
+                             "with its split and grouping (use --resume to continue it)")
+        reporter.stage("plan")
+        plan = make_plan(Path(self.request.data), run, config, init_from=self.request.init_from,
+                         regroup=self.request.regroup, write=self.ctx.is_main, reporter=reporter,
+                         target_spacing=self._stored_spacing)
+        if self.ctx.is_main:
+            write_json_atomic(run.config, {"data": str(Path(self.request.data).resolve()),
+                                           "train": config.to_dict(), "world_size": self.ctx.world_size,
+                                           "init_from": str(self.request.init_from) if self.request.init_from else None,
+                                           "target_spacing": list(plan.preprocessing.target_spacing),
+                                           "engine_version": __version__})
+        barrier(self.ctx)
+        if self.device.type == "cpu":
+            torch.set_num_threads(cpu_threads(self.ctx.world_size))
+        torch.manual_seed(config.seed)
+        network = DCANet(plan.architecture)
+        if plan.initial is not None:
+            network.load_state_dict(plan.initial.state_dict)
+        network.to(self.device)
+        memory_format = torch.channels_last_3d if config.channels_last and self.device.type == "cuda" \
+            else torch.contiguous_format
+        network = network.to(memory_format=memory_format)
+        optimizer = make_optimizer(network, config)
+        use_amp = config.amp and self.device.type == "cuda"
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        start, best = 0, None
+        if self.request.resume:
+            state = load_checkpoint(run.checkpoint)
+            network.load_state_dict(state["network"])
+            optimizer.load_state_dict(state["optimizer"])
+            if state["scaler"]:
+                scaler.load_state_dict(state["scaler"])
+            set_rng_state(state["rng"])
+            start, best = int(state["iteration"]), state["extra"].get("best_mean_dice")
+            reporter.emit("resumed", iteration=start, checkpoint=str(run.checkpoint))
+        reporter.stage("preprocess")
+        cache = self._prepare_cache(plan)
+        sampler = PatchSampler([cache.load(c, True) for c in plan.split["labeled"]],
+                               [cache.load(c, False) for c in plan.split["unlabeled"]],
+                               tuple(reversed(config.patch_size)), plan.architecture.num_classes,
+                               config.foreground_share, config.rare_class_power, config.seed, self.ctx.rank)
+        validator = Validator(plan, config.val_overlap) if self.ctx.is_main else None
+        cases = sampler.labeled + [c for c in sampler.unlabeled if c not in sampler.labeled]
+        picks = np.linspace(0, len(cases) - 1, min(len(cases), BN_VOLUMES)).round().astype(int)
+        self._bn_volumes = [cases[i].image for i in sorted(set(picks.tolist()))]
+        self._memory_format = memory_format
+        model = wrap(network, self.ctx, self.device)
+        model.train()
+        reporter.stage("train")
+        with StopRequest() as stop:
+            return self._loop(plan, network, model, optimizer, scaler, sampler, validator, start, best,
+                              stop, memory_format, use_amp)
+
+    def _loop(self, plan: TrainingPlan, network: DCANet, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+              scaler: torch.amp.GradScaler, sampler: PatchSampler, validator: Validator | None, start: int,
+              best: float | None, stop: StopRequest, memory_format: torch.memory_format,
+              use_amp: bool) -> TrainResult:
+        config, run, reporter, ctx = self.config, self.run_folder, self.reporter, self.ctx
+        n_labeled = config.labeled_batch
+        n_unlabeled = config.unlabeled_batch
+        unsup_on_all = config.pseudo_on_labeled or n_unlabeled == 0
+        use_unsup = config.mode == "dca" or config.self_training
+        num_classes = plan.architecture.num_classes
+        expert_classes = plan.architecture.expert_classes
+        autocast = (torch.autocast("cuda", dtype=torch.float16) if use_amp else nullcontext())
+        sums = {"loss": 0.0, "loss_sup": 0.0, "loss_unsup": 0.0}
+        counted, tick = 0, time.perf_counter()
+        done, stopped = start, False
+        for batch in prefetch(sampler, start, config.iterations, n_labeled, n_unlabeled):
+            iteration = batch.iteration
+            lr = config.lr_at(iteration)
+            lam = ramp_weight(iteration, config.ramp_iterations, config.lambda_max) if use_unsup else 0.0
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            generator = torch.Generator().manual_seed(_batch_seed(config.seed, ctx.rank, iteration))
+            labeled = torch.from_numpy(batch.labeled_images).to(self.device, non_blocking=True)
+            labels = torch.from_numpy(batch.labels).to(self.device, non_blocking=True)
+            unlabeled = torch.from_numpy(batch.unlabeled_images).to(self.device, non_blocking=True)
+            labeled, labels = augment(labeled, labels, config.augment, generator)
+            unlabeled, _ = augment(unlabeled, None, config.augment, generator)
+            assert labels is not None
+            x = torch.cat([labeled, unlabeled]).contiguous(memory_format=memory_format)
+            with autocast:
+                output: DCAOutput = model(x)
+            loss_sup, _ = supervised_loss(_take(output, slice(0, n_labeled)), labels, expert_classes, num_classes)
+            loss_unsup = torch.zeros((), device=self.device)
+            if use_unsup:
+                part = slice(0, None) if unsup_on_all else slice(n_labeled, None)
+                loss_unsup = unsupervised_loss(_take(output, part))
+            loss = loss_sup + lam * loss_unsup
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            done = iteration + 1
+            sums["loss"] += float(loss.detach())
+            sums["loss_sup"] += float(loss_sup.detach())
+            sums["loss_unsup"] += float(loss_unsup.detach())
+            counted += 1
+            reporter.progress("train", done, config.iterations)
+            if done % config.log_every == 0 or done == config.iterations:
+                elapsed = time.perf_counter() - tick
+                reporter.emit("metrics", iteration=done, **{k: round(v / counted, 5) for k, v in sums.items()},
+                              lr=round(lr, 7), **{"lambda": round(lam, 5)},
+                              iterations_per_s=round(counted / elapsed, 4) if elapsed > 0 else None)
+                sums = dict.fromkeys(sums, 0.0)
+                counted, tick = 0, time.perf_counter()
+            if done % config.val_every == 0 or done == config.iterations:
+                best = self._validate(plan, network, done, best, validator)
+                barrier(ctx)
+            stopped = any_rank(ctx, stop.requested, self.device)
+            if ctx.is_main and (done % config.checkpoint_every == 0 or done == config.iterations or stopped):
+                save_checkpoint(run.checkpoint, network=network, optimizer=optimizer, scaler=scaler,
+                                iteration=done, extra={"best_mean_dice": best})
+                reporter.emit("checkpoint", iteration=done, path=str(run.checkpoint))
+            if stopped:
+                reporter.emit("stopped", iteration=done, checkpoint=str(run.checkpoint))
+                break
+        checksums = gather_floats(ctx, [_weights_checksum(network)], self.device)
+        model_path = run.model if (run.model / "model.json").is_file() else None
+        if not stopped:
+            reporter.emit("done", iteration=done, best_mean_dice=best,
+                          outputs={"model": str(run.model) if model_path else None, "run": str(run.path)},
+                          rank_weight_checksums=[c[0] for c in checksums])
+        return TrainResult(model_path, done, stopped, best)
+
+    def _validate(self, plan: TrainingPlan, network: DCANet, iteration: int, best: float | None,
+                  validator: Validator | None) -> float | None:
+        """Score on the validation cases (rank 0) and export the model when it is the best so far."""
+        if not self.ctx.is_main or validator is None:
+            return best
+        limit = [BN_CROP_PATCHES * p for p in reversed(self.config.patch_size)]
+        recalibrate_batch_norm(network, self._bn_volumes, limit, self.device, self._memory_format)
+        if not validator:
+            save_package(self.run_folder.model, network, self._meta(plan, iteration, None))
+            return best
+        self.reporter.stage("validation")
+        result = validator.run(network, self._meta(plan, iteration, None))
+        self.reporter.emit("validation", iteration=iteration, dice=result.dice, mean_dice=result.mean_dice)
+        if best is None or result.mean_dice > best:
+            summary = {"iteration": iteration, "mean_dice": result.mean_dice, "dice": result.dice,
+                       "cases": plan.split["validation"]}
+            save_package(self.run_folder.model, network, self._meta(plan, iteration, summary))
+            self.reporter.emit("model", iteration=iteration, mean_dice=result.mean_dice, path=str(self.run_folder.model))
+            return result.mean_dice
+        return best
