@@ -14,7 +14,7 @@ from . import __version__
 from .errors import DcaError
 
 COMMANDS = (
-    "params", "groups", "info", "devices",
+    "params", "groups", "info", "devices", "evaluate", "prepare", "phantom", "dataset", "train", "demo", "ablate", "segment", "rank",
 )
 
 

@@ -1,0 +1,85 @@
+"""The ablation benchmark end to end at a toy budget: 2 variants, 1 seed, a few iterations."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dcaseg.ablation.runner import AblationSettings, run_ablation
+from dcaseg.ablation.variants import VARIANTS, base_config, run_key, variant_config
+from dcaseg.cli import main
+from dcaseg.errors import InputError
+
+GROUPINGS = {
+    "top2": {"head": [6], "medium": [1, 2, 3, 4, 7, 8, 9, 10, 11], "tail": [5, 12, 13]},
+    "uniform": {"head": [6, 1, 2, 7], "medium": [3, 9, 8, 4, 10], "tail": [11, 5, 12, 13]},
+    "threshold": {"head": [6, 1], "medium": [2, 7, 3, 9, 8, 4, 10, 11], "tail": [5, 12, 13]},
+}
+
+
+def test_rows_that_train_the_same_network_share_runs() -> None:
+    base = base_config()
+    keys = {name: run_key(variant_config(base, name, 0), GROUPINGS) for name in VARIANTS}
+    assert len(set(keys.values())) == len(VARIANTS)
+    same_as_top2 = {**GROUPINGS, "uniform": GROUPINGS["top2"]}
+    assert run_key(variant_config(base, "group-uniform", 0), same_as_top2) == keys["dca"]
+    assert run_key(variant_config(base, "experts-nosplit", 0), same_as_top2) == \
+        run_key(variant_config(base.with_overrides(grouping_rule="uniform"), "experts-nosplit", 0), GROUPINGS)
+    assert variant_config(base, "vnet-pseudo", 2).seed == 2
+
+
+def test_budget_scales_the_iterations() -> None:
+    assert base_config(2.0).iterations == 2 * base_config(1.0).iterations
+    with pytest.raises(InputError):
+        base_config(0.0)
+
+
+def test_ablation_writes_table_json_and_figure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ablation"
+    argv = ["ablate", str(out), "--budget", "0.015", "--seeds", "1", "--variants", "vnet-labeled", "dca",
+            "--labeled", "2", "--unlabeled", "1", "--test", "1", "--device", "cpu"]
+    assert main(argv) == 0
+    assert "2 runs" in capsys.readouterr().out
+
+    report = json.loads((out / "ablation.json").read_text(encoding="utf-8"))
+    assert report["settings"]["iterations"] == 3
+    rows = [(r["section"], r["variant"]) for r in report["rows"]]
+    assert rows == [("components", "vnet-labeled"), ("components", "dca"), ("grouping", "dca"),
+                    ("architecture", "dca")]
+    organs = set(report["organs"])
+    assert len(organs) == 13 and {"esophagus", "adrenal_gland_left", "liver"} <= organs
+    for row in report["rows"]:
+        agg = row["aggregator"]
+        assert row["seeds"] == [0] and agg["seeds"] == 1
+        assert set(agg["organs"]) == organs
+        assert all(0.0 <= agg[k][0] <= 100.0 for k in ("mean_dice", "head", "medium", "tail") if agg[k][0] is not None)
+    dca = next(r for r in report["rows"] if r["variant"] == "dca")
+    vnet = report["rows"][0]
+    assert "fused" in dca and "fused" not in vnet
+    assert set(report["report_groups"]["tail"]) == {"esophagus", "adrenal_gland_right", "adrenal_gland_left"}
+
+    table = (out / "ablation.md").read_text(encoding="utf-8")
+    assert "| components | V-Net, labeled only |" in table and "| grouping | log-gap (ours) |" in table
+    assert "| Variant | Sp | RK |" in table
+    assert (out / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))["runs"]
+    assert len(results) == 2
+    assert all(Path(r["model"], "model.json").is_file() for r in results.values())
+
+    # Calling again (here with fewer variants) reuses the finished runs: nothing is retrained.
+    again = run_ablation(out, AblationSettings(budget=0.015, seeds=1, variants=("dca",),
+                                               labeled=2, unlabeled=1, test=1), "rerun", "cpu", log=print)
+    assert again["finished_runs"] == 2 and len(again["rows"]) == 4 and "[" not in capsys.readouterr().out
+    assert json.loads((out / "results.json").read_text(encoding="utf-8"))["runs"] == results
+
+    with pytest.raises(InputError, match="other settings"):
+        run_ablation(out, AblationSettings(budget=0.03, seeds=1, variants=("vnet-labeled", "dca"),
+                                           labeled=2, unlabeled=1, test=1), "changed", "cpu")
+
+
+def test_ablation_refuses_a_folder_that_holds_other_files(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="not an ablation folder"):
+        run_ablation(tmp_path, AblationSettings(seeds=1), "x", "cpu")
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "mine"

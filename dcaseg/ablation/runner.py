@@ -1,0 +1,259 @@
+"""Run the ablation: one phantom dataset, every variant x seed trained and scored on held-out cases.
+
+Layout of the output folder: ``data/`` (training phantom: labeled + unlabeled), ``test/``
+(held-out labeled phantom cases, another phantom seed), ``cache/`` (shared preprocessing),
+``runs/<variant>/seed<k>/`` (each run folder with its model), ``results.json`` (every finished
+run, rewritten after each one, so an interrupted ablation keeps what it finished and a rerun
+of the same command continues where it stopped; a call with other ``--variants`` or
+``--seeds`` adds its runs to the same report), ``ablation.json`` / ``ablation.md`` /
+``ablation.png`` (the report).
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import SimpleITK as sitk
+import torch
+
+from .. import __version__
+from ..data.imageio import read_image
+from ..data.phantom import make_phantom
+from ..data.phantom_anatomy import CLASS_NAMES
+from ..errors import InputError
+from ..events import Reporter
+from ..grouping import count_voxels, log_gap_grouping
+from ..inference.predictor import Predictor
+from ..labelsplit import GROUP_NAMES
+from ..metrics import evaluate_pair
+from ..training.config import TrainConfig
+from ..training.run_folder import RunFolder, read_json, write_json_atomic
+from ..training.trainer import Trainer, TrainRequest
+from . import report
+from .variants import DEFAULT_N_FILTERS, DEFAULT_PATCH, GRID_SPACING, VARIANTS, base_config, run_key, variant_config
+
+# The phantom's field of view (288 x 288 x 200 mm, as drawn) on the ablation's 4 mm grid.
+PHANTOM_SIZE = (72, 72, 50)
+TEST_SEED_OFFSET = 1000
+SELECTION = ("variants", "seeds")  # settings that only choose which runs to do
+SCORE_OVERLAP = 0.25  # sliding-window overlap when scoring the test cases
+
+
+@dataclass(frozen=True)
+class AblationSettings:
+    """What decides an ablation's numbers (stored in ``settings.json``; a rerun must match it)."""
+
+    budget: float = 1.0
+    seeds: int = 3
+    variants: tuple[str, ...] = tuple(VARIANTS)
+    labeled: int = 4
+    unlabeled: int = 12
+    test: int = 4
+    data_seed: int = 0
+    n_filters: int = DEFAULT_N_FILTERS
+    patch_size: tuple[int, int, int] = DEFAULT_PATCH
+
+    def __post_init__(self) -> None:
+        if self.seeds < 1:
+            raise InputError(f"--seeds must be at least 1, got {self.seeds}")
+        if self.labeled < 1 or self.unlabeled < 1 or self.test < 1:
+            raise InputError("the ablation needs at least one labeled, one unlabeled and one test case")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["variants"], data["patch_size"] = list(self.variants), list(self.patch_size)
+        return data
+
+
+@dataclass(frozen=True)
+class AblationLayout:
+    """Paths inside the ablation's output folder."""
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def test(self) -> Path:
+        return self.root / "test"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def settings(self) -> Path:
+        return self.root / "settings.json"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results.json"
+
+    @property
+    def report_json(self) -> Path:
+        return self.root / "ablation.json"
+
+    @property
+    def report_md(self) -> Path:
+        return self.root / "ablation.md"
+
+    @property
+    def figure(self) -> Path:
+        return self.root / "ablation.png"
+
+    def run(self, folder: str, seed: int) -> Path:
+        return self.root / "runs" / folder / f"seed{seed}"
+
+
+def machine_description(device: torch.device) -> str:
+    """CPU model and core count (and the GPU when one is used)."""
+    model = platform.processor() or platform.machine()
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False).stdout
+        model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines()
+                      if line.startswith("Model name")), model)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    text = f"{model}, {os.cpu_count()} cores"
+    if device.type == "cuda":
+        text += f", {torch.cuda.get_device_name(device)}"
+    return text
+
+
+def run_ablation(out: Path, settings: AblationSettings, command: str, device: str = "auto",
+                 log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train and score every selected variant for every seed; returns the report (also written to ``out``)."""
+    layout = AblationLayout(Path(out))
+    _check_settings(layout, settings)
+    target = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if device == "auto" else device))
+    _ensure_phantom(layout.data, settings.labeled + settings.unlabeled, settings.labeled, settings.data_seed)
+    _ensure_phantom(layout.test, settings.test, settings.test, settings.data_seed + TEST_SEED_OFFSET)
+    organ_of = dict(CLASS_NAMES)
+    groupings = _groupings(layout.data, sorted(organ_of))
+    report_groups = {g: [organ_of[v] for v in groupings["top2"][g]] for g in GROUP_NAMES}
+    base = base_config(settings.budget, settings.n_filters, settings.patch_size)
+    keys = {name: run_key(variant_config(base, name, 0), groupings) for name in VARIANTS}
+    folders: dict[str, str] = {}
+    for name in settings.variants:
+        folders.setdefault(keys[name], name)
+    records: dict[str, Any] = read_json(layout.results)["runs"] if layout.results.is_file() else {}
+    header = {"date": datetime.date.today().isoformat(), "machine": machine_description(target),
+              "engine_version": __version__, "command": command, "device": str(target),
+              "settings": {**settings.to_dict(), "iterations": base.iterations, "labeled_batch": base.labeled_batch,
+                           "unlabeled_batch": base.unlabeled_batch, "spacing_mm": list(GRID_SPACING),
+                           "base_config": base.to_dict()},
+              "groupings": groupings, "run_keys": keys, "planned_runs": len(set(keys.values())) * settings.seeds}
+    started, planned = time.perf_counter(), len(folders) * settings.seeds
+    wall_before = sum(r["train_seconds"] + r["eval_seconds"] for r in records.values())
+    for seed in range(settings.seeds):
+        for key, name in folders.items():
+            record_id = f"{key}#{seed}"
+            if record_id in records:
+                continue
+            config = variant_config(base, name, seed)
+            record = _train_and_score(layout, name, key, seed, config, target)
+            records[record_id] = record
+            write_json_atomic(layout.results, {"runs": records})
+            wall = (wall_before + time.perf_counter() - started) / 60.0
+            summary = report.summarise_run(record["scores"]["aggregator"], list(organ_of.values()), report_groups)
+            finished = sum(r["key"] in folders and r["seed"] < settings.seeds for r in records.values())
+            log(f"[{finished}/{planned}] {name} seed {seed}: train {record['train_seconds']:.0f} s, "
+                f"score {record['eval_seconds']:.0f} s; mean Dice {summary['mean_dice']:.1f}, "
+                f"tail {summary['tail'] or 0.0:.1f} (total {wall:.1f} min)")
+            _write_report(layout, header, records, keys, list(organ_of.values()), report_groups, wall, figure=False)
+    wall = (wall_before + time.perf_counter() - started) / 60.0
+    return _write_report(layout, header, records, keys, list(organ_of.values()), report_groups, wall, figure=True)
+
+
+def _train_and_score(layout: AblationLayout, name: str, key: str, seed: int, config: TrainConfig,
+                     device: torch.device) -> dict[str, Any]:
+    run_dir = layout.run(name, seed)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # an interrupted run of this ablation: start it again from scratch
+    start = time.perf_counter()
+    request = TrainRequest(run=run_dir, config=config, data=layout.data, device=device.type,
+                           cache_dir=layout.cache)
+    result = Trainer(request, Reporter()).train()
+    if result.model is None or result.stopped:
+        raise InputError(f"run {name} seed {seed} stopped at iteration {result.iteration} without a model")
+    trained = time.perf_counter()
+    predictor = Predictor(result.model, device=device.type, overlap=SCORE_OVERLAP)
+    has_experts = predictor.meta.architecture.experts != "none"
+    scores: dict[str, dict[str, Any]] = {"aggregator": {}}
+    if has_experts:
+        scores["fused"] = {}
+    names = predictor.meta.class_names
+    for image_path in sorted((layout.test / "images").glob("*.nii.gz")):
+        case_id = image_path.name.removesuffix(".nii.gz")
+        image, reference = read_image(image_path), read_image(layout.test / "labels" / image_path.name)
+        prediction = predictor.predict(image, fused=has_experts)
+        outputs = {"aggregator": prediction.labels, "fused": prediction.fused_labels}
+        for output in scores:
+            labels = outputs[output]
+            assert labels is not None
+            ref = sitk.Cast(reference, labels.GetPixelID())
+            scores[output][case_id] = {organ: s.to_dict() for organ, s in evaluate_pair(labels, ref, names).items()}
+    RunFolder(run_dir).checkpoint.unlink(missing_ok=True)  # the model package is kept; checkpoints are large
+    return {"variant": name, "key": key, "seed": seed, "iterations": result.iteration,
+            "train_seconds": round(trained - start, 2), "eval_seconds": round(time.perf_counter() - trained, 2),
+            "model": str(result.model), "scores": scores}
+
+
+def _write_report(layout: AblationLayout, header: dict[str, Any], records: dict[str, Any], keys: dict[str, str],
+                  organs: list[str], groups: dict[str, list[str]], wall_minutes: float, figure: bool) -> dict[str, Any]:
+    result = report.build_report({**header, "wall_minutes": round(wall_minutes, 2), "finished_runs": len(records)},
+                                 records, keys, organs, groups)
+    write_json_atomic(layout.report_json, result)
+    temp = layout.report_md.with_name(f".{layout.report_md.name}.tmp")
+    temp.write_text(report.markdown(result), encoding="utf-8")
+    temp.replace(layout.report_md)
+    if figure and result["rows"]:
+        report.figure(result, layout.figure)
+    return result
+
+
+def _check_settings(layout: AblationLayout, settings: AblationSettings) -> None:
+    """Start a new ablation folder, or continue one made with the same settings.
+
+    Only the selection of variants and the number of seeds may change between calls: runs are
+    stored per configuration and seed, so a later call adds runs and reuses the finished ones.
+    """
+    wanted = {k: v for k, v in settings.to_dict().items() if k not in SELECTION}
+    if layout.settings.is_file():
+        stored = {k: v for k, v in read_json(layout.settings).items() if k not in SELECTION}
+        if stored != wanted:
+            changed = sorted(k for k in wanted if stored.get(k) != wanted[k])
+            raise InputError(f"{layout.root} holds an ablation with other settings ({', '.join(changed)}); "
+                             "rerun with the same settings to continue it, or choose a new folder")
+        return
+    if layout.root.exists() and any(layout.root.iterdir()):
+        raise InputError(f"{layout.root}: not empty and not an ablation folder; choose a new folder")
+    write_json_atomic(layout.settings, wanted)
+
+
+def _ensure_phantom(folder: Path, cases: int, labeled: int, seed: int) -> None:
+    """Write the phantom into ``folder`` once (through a temporary sibling, so it is whole or absent)."""
+    if (folder / "labels.json").is_file():
+        return
+    staging = folder.with_name(f".{folder.name}.tmp")
+    if staging.exists():
+        shutil.rmtree(staging)
+    make_phantom(staging, cases, labeled, seed, PHANTOM_SIZE, GRID_SPACING)
+    staging.replace(folder)
+
+
+def _groupings(data: Path, classes: Sequence[int]) -> dict[str, dict[str, list[int]]]:
+    """Head/medium/tail of every grouping rule on the labeled training cases."""
+    counts = count_voxels(sorted((data / "labels").glob("*.nii.gz")))
+    return {rule: log_gap_grouping(counts, classes, rule).as_dict() for rule in ("top2", "uniform", "threshold")}
