@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
 TORCH_PIN ?= torch==2.13.0
+# Text I/O in UTF-8 whatever the locale (organ names, λ and ³ in help texts and reports).
+export PYTHONUTF8 := 1
 
 .PHONY: setup demo test clean
 

@@ -11,7 +11,7 @@ from dcaseg.cli import COMMANDS
 
 
 def dcaseg(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dcaseg", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "dcaseg", *args], capture_output=True, text=True, encoding="utf-8")
 
 
 @pytest.mark.parametrize("command", COMMANDS)
