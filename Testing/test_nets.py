@@ -87,3 +87,12 @@ def test_config_rejects_classes_owned_by_no_expert():
     with pytest.raises(ValueError, match="unknown expert shapes"):
         ArchitectureConfig(5, GROUPS_5, experts="wide")
     assert ArchitectureConfig.from_dict(ArchitectureConfig(5, GROUPS_5).to_dict()) == ArchitectureConfig(5, GROUPS_5)
+
+
+def test_instance_norm_option_keeps_the_parameter_count_and_has_no_running_statistics():
+    batch = DCANet(ArchitectureConfig(5, GROUPS_5, n_filters=4))
+    instance = DCANet(ArchitectureConfig(5, GROUPS_5, n_filters=4, norm="instance"))
+    assert batch.component_parameters() == instance.component_parameters()
+    assert not any("running_mean" in k for k in instance.state_dict())
+    with pytest.raises(ValueError, match="unknown normalisation"):
+        ArchitectureConfig(5, GROUPS_5, norm="group")

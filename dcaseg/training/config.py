@@ -128,7 +128,7 @@ PRESETS: dict[str, TrainConfig] = {
     # patches mostly centred on organs, rarer ones favoured, and λ ramped over the whole run
     # (a ramp over the first 30 % collapsed the aggregator to all-background pseudo-labels).
     "cpu-demo": TrainConfig(
-        preset="cpu-demo", n_filters=4, norm="instance", patch_size=(32, 32, 32), iterations=700, base_lr=0.1,
+        preset="cpu-demo", n_filters=4, patch_size=(32, 32, 32), iterations=700, base_lr=0.1,
         min_spacing=(4.0, 4.0, 4.0), ramp_fraction=1.0, lambda_max=1.0,
         foreground_share=0.7, rare_class_power=0.5, amp=False, channels_last=False,
         val_every=350, checkpoint_every=100, log_every=10, val_overlap=0.25,
