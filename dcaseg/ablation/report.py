@@ -96,8 +96,8 @@ def markdown(report: Mapping[str, Any]) -> str:
                  f"{g} = {', '.join(SHORT_NAMES.get(o, o) for o in report['report_groups'][g])}" for g in GROUP_NAMES),
              f"- Wall time so far: {report['wall_minutes']:.1f} min for {report['finished_runs']} of "
              f"{report['planned_runs']} runs", "",
-             "Dice in %, mean ± std over seeds (aggregation decoder output; the last column is the experts' "
-             "logit-concatenation output). ASD in mm over the organs found; *missed* = organ-case pairs "
+             "Dice in %, mean ± std over seeds (aggregation decoder output; *Tail (experts fused)* is the "
+             "experts' logit-concatenation output). ASD in mm over the organs found; *missed* = organ-case pairs "
              "with no predicted voxel (mean over seeds).", "",
              "| Section | Variant | Mean Dice | Head | Medium | Tail | ASD mm | missed | Tail (experts fused) | seeds | train s/run |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
