@@ -128,12 +128,7 @@ class EngineProcess:
 
     def wait(self, timeout: float | None = None, interval: float = 0.05) -> ProcessResult | None:
         """Poll until the run ends (for scripts and tests); None if ``timeout`` passes first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll():
-            if deadline is not None and time.monotonic() > deadline:
-                return None
-            time.sleep(interval)
-        return self.result
+        return self.result if poll_until_done(self.poll, timeout, interval) else None
 
     # ------------------------------------------------------------------ internals
 
@@ -187,6 +182,16 @@ class EngineProcess:
         finally:
             if self.temp_dir is not None:
                 shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def poll_until_done(poll: Callable[[], bool], timeout: float | None, interval: float) -> bool:
+    """Call ``poll`` (True while running) every ``interval`` s; False if ``timeout`` passes first."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while poll():
+        if deadline is not None and time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
 
 
 def one_line(text: str, limit: int = 500) -> str:

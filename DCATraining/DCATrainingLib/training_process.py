@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from DCASegmentationLib.engine_process import EngineProcess, ProcessResult, engine_environment, python_for_engine
+from DCASegmentationLib.engine_process import (EngineProcess, ProcessResult, engine_environment, poll_until_done,
+                                              python_for_engine)
 from dcaseg.errors import InputError
 
 from .split_file import read_split, write_split
@@ -132,12 +133,7 @@ class TrainingProcess:
 
     def wait(self, timeout: float | None = None, interval: float = 0.1) -> ProcessResult | None:
         """Poll until the trainer ends (scripts and tests); None when ``timeout`` passes first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll():
-            if deadline is not None and time.monotonic() > deadline:
-                return None
-            time.sleep(interval)
-        return self.result
+        return self.result if poll_until_done(self.poll, timeout, interval) else None
 
     @property
     def state(self) -> str:
