@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..data.imageio import image_extension, read_image, strip_image_extension
+from ..data.imageio import case_id_from_file, image_extension, read_image
 from ..errors import InputError
 from ..events import reporter_for
 from ..metrics import ABSENT_IN_BOTH, OK, OrganScore, evaluate_pair, finite_mean
@@ -84,19 +84,13 @@ def match_cases(pred: Path, gt: Path) -> tuple[dict[str, tuple[Path, Path]], lis
     """(case id -> (prediction, reference), reference cases without prediction, predictions
     without reference). Two files are paired directly; folders are matched by case id."""
     if pred.is_file() and gt.is_file():
-        return {case_id(gt): (pred, gt)}, [], []
+        return {case_id_from_file(gt): (pred, gt)}, [], []
     preds, refs = _case_files(pred, "prediction"), _case_files(gt, "reference")
     pairs = {case: (preds[case], refs[case]) for case in sorted(refs) if case in preds}
     if not pairs:
         raise InputError(f"no case of {pred} matches a case of {gt} (case id = file name without "
                          "extension and _0000)")
     return pairs, sorted(set(refs) - set(preds)), sorted(set(preds) - set(refs))
-
-
-def case_id(path: Path) -> str:
-    """File name without image extension and without an nnU-Net channel suffix ``_0000``."""
-    name = strip_image_extension(path)
-    return name[:-5] if name.endswith("_0000") else name
 
 
 def evaluate_files(pred_path: Path, ref_path: Path,
@@ -182,14 +176,14 @@ def write_csv_atomic(path: Path, cases: Mapping) -> None:
 
 def _case_files(path: Path, role: str) -> dict[str, Path]:
     if path.is_file():
-        return {case_id(path): path}
+        return {case_id_from_file(path): path}
     if not path.is_dir():
         raise InputError(f"{role} {path}: no such file or folder")
     files: dict[str, Path] = {}
     for file in sorted(path.iterdir()):
         if file.name.startswith(".") or image_extension(file) is None or not file.is_file():
             continue
-        case = case_id(file)
+        case = case_id_from_file(file)
         if case in files:
             raise InputError(f"{role} folder {path}: two files for case {case} "
                              f"({files[case].name}, {file.name})")

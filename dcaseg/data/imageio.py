@@ -45,6 +45,12 @@ def strip_image_extension(path: str | Path) -> str:
     return name[: -len(ext)] if ext else name
 
 
+def case_id_from_file(path: str | Path) -> str:
+    """Case id of an image file: its name without image extension or nnU-Net channel suffix ``_0000``."""
+    name = strip_image_extension(path)
+    return name[:-5] if name.endswith("_0000") else name
+
+
 def read_image(path: str | Path) -> sitk.Image:
     """Read a single-component 3-D image from a file or a DICOM series folder."""
     path = Path(path)

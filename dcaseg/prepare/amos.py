@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..data.imageio import image_extension, strip_image_extension
+from ..data.imageio import case_id_from_file, image_extension
 from ..errors import InputError
 from ..events import Reporter
 from .layout import RawCase, write_dataset
@@ -56,24 +56,19 @@ def prepare_amos(raw_dir: Path, out: Path, *, overwrite: bool = False,
 
 
 def _cases(images: Path, labels: Path) -> dict[str, RawCase]:
-    label_files = {_case_id(path): path for path in labels.iterdir()
+    label_files = {case_id_from_file(path): path for path in labels.iterdir()
                    if image_extension(path) and not path.name.startswith(".")}
     cases = {}
     for path in sorted(images.iterdir()):
         if image_extension(path) is None or path.name.startswith("."):
             continue
-        case_id = _case_id(path)
+        case_id = case_id_from_file(path)
         if case_id in cases:
             raise InputError(f"{images}: two images for case {case_id}")
         cases[case_id] = RawCase(path, label_files.get(case_id))
     if not cases:
         raise InputError(f"{images}: no images")
     return cases
-
-
-def _case_id(path: Path) -> str:
-    name = strip_image_extension(path)
-    return name[:-5] if name.endswith("_0000") else name
 
 
 def _check_dataset_json(path: Path) -> None:
