@@ -6,9 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dcaseg.nets import DCANet
 from dcaseg.package import save_package
-from support import tiny_model_meta
+from support import random_network, tiny_model_meta
 
 
 @pytest.fixture(scope="session")
@@ -16,5 +15,4 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of a saved package (folder) holding a random-weight n_filters=4 DCANet for the 14 classes."""
     meta = tiny_model_meta()
     torch.manual_seed(0)
-    network = DCANet(meta.architecture)
-    return save_package(tmp_path_factory.mktemp("models") / "tiny-abd14", network, meta)
+    return save_package(tmp_path_factory.mktemp("models") / "tiny-abd14", random_network(meta.architecture), meta)

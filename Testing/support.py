@@ -1,4 +1,5 @@
-"""Test support shared by the suites: the real CT fixture's paths and a tiny model description.
+"""Test support shared by the suites: the real CT fixture's paths, a tiny model description and
+random networks.
 
 Tests import from here, never from ``conftest`` (two conftest modules exist, so that name is ambiguous).
 """
@@ -7,9 +8,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from dcaseg.anatomy import organ_color
 from dcaseg.grouping import group_label_files
-from dcaseg.nets import ArchitectureConfig
+from dcaseg.nets import ArchitectureConfig, DCANet
 from dcaseg.package import ClassInfo, ModelMeta, Preprocessing, expert_classes_from_groups
 
 REALCT = Path(__file__).parent / "Data" / "realct"
@@ -27,3 +30,13 @@ def tiny_model_meta() -> ModelMeta:
     preprocessing = Preprocessing(target_spacing=(3.0, 3.0, 3.0), patch_size=(32, 32, 32))
     return ModelMeta(name="tiny-abd14", architecture=architecture, classes=classes, groups=groups,
                      preprocessing=preprocessing, description="random weights, for tests")
+
+
+def random_network(architecture: ArchitectureConfig) -> DCANet:
+    """A random-weight network with a uniform start (output biases 0, no background prior), so its
+    labels vary over the organs: test plumbing needs organs in the output, not background only."""
+    network = DCANet(architecture)
+    with torch.no_grad():
+        for decoder in [network.aggregator, *network.experts.values()]:
+            decoder.out_conv.bias.zero_()
+    return network

@@ -27,13 +27,23 @@ def test_logit_concatenation_takes_each_class_from_its_owner_and_averages_backgr
     medium = torch.tensor([[[6.0], [11.0], [14.0]]])  # bg, class 1, class 4
     tail = torch.tensor([[[9.0], [13.0]]])           # bg, class 3
     fused = fuse_expert_logits({"head": head, "medium": medium, "tail": tail}, GROUPS, 5)
-    assert fused[0, :, 0].tolist() == [6.0, 11.0, 10.0, 13.0, 14.0]
+    h, m, t = (torch.log_softmax(x, dim=1)[0, :, 0] for x in (head, medium, tail))
+    expected = torch.stack([(h[0] + m[0] + t[0]) / 3, m[1], h[1], t[1], m[2]])
+    assert torch.allclose(fused[0, :, 0], expected)
+
+
+def test_fusion_ignores_a_constant_added_to_one_experts_logits():
+    torch.manual_seed(0)
+    logits = {"head": torch.randn(1, 2, 6), "medium": torch.randn(1, 3, 6), "tail": torch.randn(1, 2, 6)}
+    shifted = dict(logits, medium=logits["medium"] + 25.0)
+    assert torch.allclose(fuse_expert_logits(logits, GROUPS, 5), fuse_expert_logits(shifted, GROUPS, 5), atol=1e-5)
 
 
 def test_fusion_without_label_split_averages_the_owners():
     everyone = {g: [1, 2] for g in ("head", "medium", "tail")}
-    logits = {g: torch.full((1, 3, 1), float(i)) for i, g in enumerate(everyone)}
-    assert fuse_expert_logits(logits, everyone, 3)[0, :, 0].tolist() == [1.0, 1.0, 1.0]
+    logits = {g: torch.tensor([[[0.0], [float(i)], [2.0 * i]]]) for i, g in enumerate(everyone)}
+    expected = torch.stack([torch.log_softmax(x, dim=1) for x in logits.values()]).mean(0)
+    assert torch.allclose(fuse_expert_logits(logits, everyone, 3), expected)
 
 
 def test_loss_on_a_perfect_prediction_is_near_its_minimum():

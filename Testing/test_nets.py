@@ -96,3 +96,15 @@ def test_instance_norm_option_keeps_the_parameter_count_and_has_no_running_stati
     assert not any("running_mean" in k for k in instance.state_dict())
     with pytest.raises(ValueError, match="unknown normalisation"):
         ArchitectureConfig(5, GROUPS_5, norm="group")
+
+
+def test_untrained_outputs_start_at_the_background_prior():
+    network = tiny()
+    network.eval()
+    with torch.no_grad():
+        out = network(torch.randn(1, 1, 32, 32, 32))
+    for logits in [out.logits, *out.expert_logits.values()]:
+        background = torch.softmax(logits, dim=1)[:, 0].mean()
+        assert 0.8 < float(background) < 0.97, float(background)
+    biases = [m.out_conv.bias.detach() for m in [network.aggregator, *network.experts.values()]]
+    assert all(float(b[0]) > 0 and torch.all(b[1:] == 0) for b in biases)

@@ -7,8 +7,9 @@ from pathlib import Path
 import torch
 
 from dcaseg.anatomy import organ_color, organ_snomed
-from dcaseg.nets import ArchitectureConfig, DCANet
+from dcaseg.nets import ArchitectureConfig
 from dcaseg.package import ClassInfo, ModelMeta, Preprocessing, expert_classes_from_groups, save_package
+from support import random_network
 
 REALCT = Path(__file__).resolve().parents[1] / "Data" / "realct"
 CT_IMAGE = REALCT / "tsA_ct_sm_noncontrast_image.nii.gz"
@@ -29,4 +30,4 @@ def tiny_abd14_model(path: Path, seed: int = 0, name: str = "tiny abd14") -> Pat
     meta = ModelMeta(name, arch, classes, GROUPS, Preprocessing((3.0, 3.0, 3.0), (32, 32, 32)),
                      description="random weights, for tests")
     torch.manual_seed(seed)
-    return save_package(path, DCANet(arch), meta)
+    return save_package(path, random_network(arch), meta)

@@ -1,8 +1,10 @@
 """V-Net encoder and a decoder parameterised by its stage convolution counts and dilation."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from .blocks import ConvStack, DownBlock, UpBlock
@@ -11,6 +13,7 @@ ENCODER_STAGES = (1, 2, 3, 3, 3)
 STOCK_DECODER_STAGES = (3, 3, 2, 1)
 DEPTH = len(ENCODER_STAGES) - 1
 SIZE_MULTIPLE = 2**DEPTH
+BACKGROUND_PRIOR = 0.9  # an untrained network's background probability (see init_background_prior)
 
 
 class Encoder(nn.Module):
@@ -58,6 +61,7 @@ class Decoder(nn.Module):
             self.convs.append(ConvStack(n_convs, channels, channels, dilation, norm))
             previous = channels
         self.out_conv = nn.Conv3d(previous, out_channels, 1)
+        init_background_prior(self.out_conv)
 
     def up_step(self, level: int, x: Tensor, skip: Tensor) -> Tensor:
         """F_up of stage ``level``: up-sampled features plus the additive encoder skip."""
@@ -74,6 +78,22 @@ class Decoder(nn.Module):
 
     def forward(self, features: list[Tensor]) -> Tensor:
         return self.forward_with_features(features)[0]
+
+
+def init_background_prior(out_conv: nn.Conv3d, probability: float = BACKGROUND_PRIOR) -> None:
+    """Bias the output layer so that an untrained network calls every voxel background with ``probability``.
+
+    With uniform initial softmax every organ channel claims ~1/K of all voxels, so the soft Dice
+    gradient of a small organ (∝ 1 / Σp) starts near zero and rare classes are learned last. The
+    prior bias (as in focal-loss detectors) makes the first steps already grow each organ from its
+    own voxels: overfitting one batch, an nf8 medium expert learned all 9 of its organs in 250
+    steps instead of 4.
+    """
+    classes = out_conv.out_channels
+    with torch.no_grad():
+        out_conv.bias.zero_()
+        if classes > 1:
+            out_conv.bias[0] = math.log(probability * (classes - 1) / (1.0 - probability))
 
 
 def check_input_size(x: Tensor) -> None:
