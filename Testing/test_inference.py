@@ -333,3 +333,17 @@ def test_out_of_memory_on_the_cpu_is_a_one_line_error_and_other_errors_pass_thro
 
     with pytest.raises(ValueError):
         run_with_fallback(broken, ExecutionPlan(CPU, 1), Reporter())
+
+
+def test_a_package_whose_output_is_the_experts_gives_their_fused_labels(tiny_model):
+    package = load_package(tiny_model)
+    image = read_image(REALCT_IMAGE)
+    both = Predictor(package, device="cpu", overlap=0.0).predict(image, fused=True, probabilities=True)
+    package.meta.output = "experts_fused"
+    experts = Predictor(package, device="cpu", overlap=0.0).predict(image, probabilities=True)
+    assert experts.fused_labels is None
+    assert np.array_equal(sitk.GetArrayFromImage(experts.labels), sitk.GetArrayFromImage(both.fused_labels))
+    assert not np.array_equal(sitk.GetArrayFromImage(both.labels), sitk.GetArrayFromImage(both.fused_labels))
+    winner = sitk.GetArrayFromImage(experts.probabilities).argmax(-1)
+    values = np.array(package.meta.label_values)
+    assert np.array_equal(values[winner], sitk.GetArrayFromImage(experts.labels))

@@ -53,6 +53,30 @@ def test_round_trip_folder_and_zip_give_identical_networks(package, tmp_path):
     assert again.meta.classes[2].snomed["type"]["code"] == "10200004"
 
 
+def test_half_precision_package_is_half_the_size_and_predicts_like_the_original(package, tmp_path):
+    loaded = load_package(package)
+    network = loaded.build_network().eval()
+    half = save_package(tmp_path / "half.zip", network, loaded.meta, half=True)
+    full = save_package(tmp_path / "full.zip", network, loaded.meta)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    again = load_package(half).build_network().eval()
+    assert next(again.parameters()).dtype == torch.float32
+    x = torch.randn(1, 1, 32, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(again(x).logits, network(x).logits, atol=1e-2)
+
+
+def test_output_head_round_trips_and_defaults_to_the_aggregator(package, tmp_path):
+    data = json.loads((package / "model.json").read_text(encoding="utf-8"))
+    assert data["output"] == "aggregator"
+    del data["output"]  # a package written before the field existed
+    (package / "model.json").write_text(json.dumps(data))
+    loaded = load_package(package)
+    assert loaded.meta.output == "aggregator"
+    loaded.meta.output = "experts_fused"
+    assert read_meta(save_package(tmp_path / "fused", loaded.build_network(), loaded.meta)).output == "experts_fused"
+
+
 def test_saving_over_an_existing_package_replaces_it_whole(package):
     meta = make_meta()
     meta.name = "second"
@@ -70,6 +94,8 @@ def test_saving_over_an_existing_package_replaces_it_whole(package):
     (lambda d: d["preprocessing"].update(patch_size=[30, 32, 32]), "multiples of 16"),
     (lambda d: d["classes"][0].update(color=[300, 0, 0]), "colour"),
     (lambda d: d.update(format_version=99), "newer than this engine"),
+    (lambda d: d.update(output="ensemble"), "output must be one of"),
+    (lambda d: (d.update(output="experts_fused"), d["architecture"].update(experts="none")), "needs expert decoders"),
 ])
 def test_invalid_model_json_is_refused_with_a_reason(package, edit, reason):
     data = json.loads((package / "model.json").read_text(encoding="utf-8"))

@@ -49,6 +49,9 @@ def test_run_folder_holds_config_split_events_checkpoint_and_model(trained: tupl
     assert [e["iteration"] for e in validations] == [2, 4]
     assert set(validations[0]["dice"]) <= set(json.loads((data / "labels.json").read_text(encoding="utf-8")).values())
     assert 0.0 <= validations[0]["mean_dice"] <= 1.0
+    for event in validations:  # the better of the two heads is the one reported and exported
+        heads = {"aggregator": event["aggregator_mean_dice"], "experts_fused": event["experts_fused_mean_dice"]}
+        assert event["mean_dice"] == max(heads.values()) and heads[event["output"]] == event["mean_dice"]
     done = events[-1]
     assert done["event"] == "done" and done["outputs"]["model"] == str(run / "model")
 
@@ -61,6 +64,7 @@ def test_model_records_provenance_and_the_runs_grouping(trained: tuple[Path, Pat
     assert len(training["data_fingerprint"]) == 16 and training["engine_version"] and training["date"]
     assert training["validation"]["mean_dice"] == max(
         e["mean_dice"] for e in read_events(run) if e["event"] == "validation")
+    assert meta.output == training["validation"]["output"]
     assert set(training["validation"]["dice"]) <= set(meta.class_names.values())
     grouping = json.loads((run / "grouping.json").read_text(encoding="utf-8"))["groups"]
     assert meta.groups == grouping

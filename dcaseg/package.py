@@ -26,6 +26,9 @@ from .labelsplit import GROUP_NAMES
 from .nets import ArchitectureConfig, DCANet
 
 FORMAT_VERSION = 1
+# Which head gives a package's label map: the aggregation decoder (the paper's), or the experts'
+# fused prediction where it validated better (short runs; see Trainer._validate).
+OUTPUTS = ("aggregator", "experts_fused")
 MODEL_JSON = "model.json"
 WEIGHTS = "weights.safetensors"
 MAX_JSON_BYTES = 4 * 1024 * 1024
@@ -77,6 +80,7 @@ class ModelMeta:
     training: dict[str, Any] = field(default_factory=dict)
     engine_version: str = __version__
     format_version: int = FORMAT_VERSION
+    output: str = "aggregator"
 
     @property
     def label_values(self) -> list[int]:
@@ -92,7 +96,7 @@ class ModelMeta:
                 "description": self.description, "architecture": self.architecture.to_dict(),
                 "classes": [c.to_dict() for c in self.classes], "groups": self.groups,
                 "preprocessing": self.preprocessing.to_dict(), "training": self.training,
-                "engine_version": self.engine_version}
+                "output": self.output, "engine_version": self.engine_version}
 
 
 def expert_classes_from_groups(groups: Mapping[str, list[int]], classes: list[ClassInfo]) -> dict[str, list[int]]:
@@ -209,10 +213,15 @@ def parse_meta(data: Any, where: str = MODEL_JSON) -> ModelMeta:
             raise PackageError(f"{where}: architecture.expert_classes do not match the groups")
     preprocessing = _parse_preprocessing(_require(data, "preprocessing", dict, where), where)
     training = data.get("training", {})
+    output = data.get("output", "aggregator")
+    if output not in OUTPUTS:
+        raise PackageError(f"{where}: output must be one of {list(OUTPUTS)}, got {output!r}")
+    if output == "experts_fused" and architecture.experts == "none":
+        raise PackageError(f"{where}: output 'experts_fused' needs expert decoders, and this network has none")
     return ModelMeta(name=name, architecture=architecture, classes=classes, groups=groups,
                      preprocessing=preprocessing, description=str(data.get("description", "")),
                      training=training if isinstance(training, dict) else {},
-                     engine_version=str(data.get("engine_version", "")), format_version=version)
+                     engine_version=str(data.get("engine_version", "")), format_version=version, output=output)
 
 
 def check_weights(meta: ModelMeta, state_dict: Mapping[str, torch.Tensor], where: str) -> None:
@@ -288,16 +297,20 @@ def load_package(path: str | Path) -> ModelPackage:
 
 # ----------------------------------------------------------------------------- writing
 
-def save_package(path: str | Path, network: DCANet, meta: ModelMeta) -> Path:
+def save_package(path: str | Path, network: DCANet, meta: ModelMeta, half: bool = False) -> Path:
     """Write a package atomically: a folder, or a zip when ``path`` ends in ``.zip``.
 
-    An existing package at ``path`` is replaced only once the new one is complete.
+    An existing package at ``path`` is replaced only once the new one is complete. ``half`` stores
+    the floating-point weights as float16 (half the size, for bundled models); loading turns them
+    back into the network's float32.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta_json = json.dumps(meta.to_dict(), indent=2).encode("utf-8")
     parse_meta(json.loads(meta_json), MODEL_JSON)
     state = {k: v.detach().to("cpu").contiguous() for k, v in network.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     weights = save_safetensors_bytes(state, metadata={"format": "pt", "engine": f"dcaseg {__version__}"})
     if path.suffix == ".zip":
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

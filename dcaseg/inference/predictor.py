@@ -36,7 +36,9 @@ DEVICE_MEMORY_SHARE = 0.5  # accumulate on the GPU only if the buffers take at m
 class Prediction:
     """Results in the input's exact geometry.
 
-    ``labels``: label values of the model (uint8, or uint16 above 255). ``attention``: float32 maps
+    ``labels``: label values of the model (uint8, or uint16 above 255), from the head its package
+    names as ``output`` (the aggregation decoder unless the experts' fused prediction validated
+    better). ``attention``: float32 maps
     "head", "medium", "tail" of the finest DFAM stage (they sum to 1 inside the body crop, 0
     outside). ``probabilities``: float32 vector image, one component per channel (background
     first, then the model's classes in order). ``fused_labels``: argmax of the experts' logit
@@ -139,16 +141,17 @@ class Predictor:
                          fused: bool) -> dict[str, np.ndarray]:
         patch = tuple(reversed(self.meta.preprocessing.patch_size))  # (x, y, z) → array order (z, y, x)
         windows = plan_windows(grid.array.shape, patch, self.overlap)
-        channels = self._channels(attention, fused)
+        needs_fused = fused or self.meta.output == "experts_fused"
+        channels = self._channels(attention, needs_fused)
         volume = torch.from_numpy(grid.array)
 
         def attempt(plan: ExecutionPlan) -> dict[str, np.ndarray]:
             self.reporter.emit("stage", stage="windows", windows=len(windows), device=str(plan.device))
-            with self._network_on(plan.device, with_fused=fused) as run:
+            with self._network_on(plan.device, with_fused=needs_fused) as run:
                 stitched = stitch_windows(volume, windows, run, channels, self._weights_on(plan.device, patch),
                                           plan.device, plan.accumulate_device, plan.windows_per_batch,
                                           lambda done, total: self.reporter.progress("windows", done, total))
-                return self._finish(stitched, probabilities)
+                return self._finish(stitched, probabilities, fused)
 
         buffer_bytes = 4 * (sum(channels.values()) + 2) * int(np.prod(windows.padded_shape))
         return run_with_fallback(attempt, self._first_plan(buffer_bytes), self.reporter)
@@ -203,15 +206,19 @@ class Predictor:
         copy = copy.to(device)
         return copy.to(memory_format=torch.channels_last_3d) if uses_channels_last(device) else copy
 
-    def _finish(self, stitched: dict[str, Tensor], probabilities: bool) -> dict[str, np.ndarray]:
-        """Argmax (as label values) and soft maps on the accumulation device, then to host arrays."""
-        values = self._values.to(stitched["logits"].device)
-        maps = {"labels": values[stitched["logits"].argmax(0)].cpu().numpy().astype(self._label_type)}
+    def _finish(self, stitched: dict[str, Tensor], probabilities: bool, fused: bool) -> dict[str, np.ndarray]:
+        """Argmax (as label values) and soft maps on the accumulation device, then to host arrays.
+
+        The label map and probabilities come from the package's ``output`` head.
+        """
+        output = stitched["fused"] if self.meta.output == "experts_fused" else stitched["logits"]
+        values = self._values.to(output.device)
+        maps = {"labels": values[output.argmax(0)].cpu().numpy().astype(self._label_type)}
         if probabilities:
-            maps["probabilities"] = torch.softmax(stitched["logits"], dim=0).cpu().numpy()
+            maps["probabilities"] = torch.softmax(output, dim=0).cpu().numpy()
         if "attention" in stitched:
             maps["attention"] = stitched["attention"].cpu().numpy()
-        if "fused" in stitched:
+        if fused:
             maps["fused_labels"] = values[stitched["fused"].argmax(0)].cpu().numpy().astype(self._label_type)
         return maps
 

@@ -1,7 +1,7 @@
 """Validation during training: the predictor on the fixed validation cases, Dice per organ."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import SimpleITK as sitk
@@ -17,10 +17,28 @@ from .plan import TrainingPlan
 
 @dataclass
 class ValidationResult:
-    """Dice per organ (mean over the validation cases that have the organ on either side) and their mean."""
+    """Dice per organ (mean over the validation cases that have the organ on either side) and their
+    mean, for the aggregation decoder and (networks with experts) the experts' fused prediction."""
 
     dice: dict[str, float]
     mean_dice: float
+    fused_dice: dict[str, float] | None = None
+    fused_mean_dice: float | None = None
+
+    @property
+    def best_output(self) -> str:
+        """``experts_fused`` when the experts' fused prediction scored a higher mean Dice, else ``aggregator``."""
+        if self.fused_mean_dice is not None and self.fused_mean_dice > self.mean_dice:
+            return "experts_fused"
+        return "aggregator"
+
+    @property
+    def best(self) -> tuple[dict[str, float], float]:
+        """Dice per organ and mean Dice of ``best_output``."""
+        if self.best_output == "experts_fused":
+            assert self.fused_dice is not None and self.fused_mean_dice is not None
+            return self.fused_dice, self.fused_mean_dice
+        return self.dice, self.mean_dice
 
 
 class Validator:
@@ -42,18 +60,28 @@ class Validator:
     def run(self, network: DCANet, meta: ModelMeta) -> ValidationResult:
         was_training = network.training
         network.eval()
+        has_experts = meta.architecture.experts != "none"
+        scores: dict[str, dict[str, list[float]]] = {"aggregator": {}, "experts_fused": {}}
         try:
-            predictor = Predictor.from_network(network, meta, overlap=self.overlap)
-            per_organ: dict[str, list[float]] = {}
+            predictor = Predictor.from_network(network, replace(meta, output="aggregator"), overlap=self.overlap)
             for _, image, reference in self.cases:
-                labels = predictor.predict(image).labels
-                reference = sitk.Cast(reference, labels.GetPixelID())
-                reference.CopyInformation(labels)
-                for organ, score in evaluate_pair(labels, reference, self.class_names).items():
-                    if score.dice is not None:
-                        per_organ.setdefault(organ, []).append(float(score.dice))
+                prediction = predictor.predict(image, fused=has_experts)
+                reference = sitk.Cast(reference, prediction.labels.GetPixelID())
+                reference.CopyInformation(prediction.labels)
+                for output, labels in (("aggregator", prediction.labels), ("experts_fused", prediction.fused_labels)):
+                    if labels is None:
+                        continue
+                    for organ, score in evaluate_pair(labels, reference, self.class_names).items():
+                        if score.dice is not None:
+                            scores[output].setdefault(organ, []).append(float(score.dice))
         finally:
             network.train(was_training)
-        dice = {organ: round(float(np.mean(v)), 4) for organ, v in per_organ.items()}
-        mean = round(float(np.mean(list(dice.values()))), 4) if dice else 0.0
-        return ValidationResult(dice, mean)
+        dice, mean = _summarise(scores["aggregator"])
+        if not has_experts:
+            return ValidationResult(dice, mean)
+        return ValidationResult(dice, mean, *_summarise(scores["experts_fused"]))
+
+
+def _summarise(per_organ: dict[str, list[float]]) -> tuple[dict[str, float], float]:
+    dice = {organ: round(float(np.mean(v)), 4) for organ, v in per_organ.items()}
+    return dice, round(float(np.mean(list(dice.values()))), 4) if dice else 0.0
