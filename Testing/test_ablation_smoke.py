@@ -38,7 +38,7 @@ def test_budget_scales_the_iterations() -> None:
 def test_ablation_writes_table_json_and_figure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "ablation"
     argv = ["ablate", str(out), "--budget", "0.015", "--seeds", "1", "--variants", "vnet-labeled", "dca",
-            "--labeled", "2", "--unlabeled", "1", "--test", "1", "--device", "cpu"]
+            "--labeled", "2", "--unlabeled", "1", "--test", "1", "--device", "cpu", "--jobs", "2"]
     assert main(argv) == 0
     assert "2 runs" in capsys.readouterr().out
 

@@ -92,7 +92,7 @@ def markdown(report: Mapping[str, Any]) -> str:
              f"patch {'x'.join(map(str, s['patch_size']))}, batch {s['labeled_batch']} labeled + "
              f"{s['unlabeled_batch']} unlabeled, seeds {s['seeds']}; data: {s['labeled']} labeled + "
              f"{s['unlabeled']} unlabeled phantom cases at {s['spacing_mm']} mm, {s['test']} held-out test cases",
-             f"- Report groups (log-gap on the labeled set): " + "; ".join(
+             "- Report groups (log-gap on the labeled set): " + "; ".join(
                  f"{g} = {', '.join(SHORT_NAMES.get(o, o) for o in report['report_groups'][g])}" for g in GROUP_NAMES),
              f"- Wall time so far: {report['wall_minutes']:.1f} min for {report['finished_runs']} of "
              f"{report['planned_runs']} runs", "",

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from ..ablation.runner import AblationSettings, run_ablation
 from ..ablation.variants import DEFAULT_ITERATIONS, DEFAULT_N_FILTERS, DEFAULT_PATCH, VARIANTS, select_variants
+from ..errors import InputError
+from ..inference.devices import usable_cores
 
 HELP = "train and score the DCA ablation variants on a synthetic abdomen (table + figure)"
 
@@ -31,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patch-size", type=int, nargs=3, metavar=("X", "Y", "Z"), default=list(DEFAULT_PATCH),
                         help=f"training patch (default {' '.join(map(str, DEFAULT_PATCH))}; multiples of 16)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
+    parser.add_argument("--jobs", type=int,
+                        help="runs trained side by side on the CPU, each pinned to its share of the cores "
+                             "(default: one per core on the CPU, since small networks get no faster with "
+                             "more threads; 1 on a GPU)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
                                 patch_size=tuple(args.patch_size))
     start = time.perf_counter()
     command = shlex.join(["dcaseg", *sys.argv[1:]]) if sys.argv[1:2] == ["ablate"] else "dcaseg ablate ..."
-    result = run_ablation(args.out, settings, command, args.device, log=lambda line: print(line, flush=True))
+    if args.jobs is not None and args.jobs < 1:
+        raise InputError(f"--jobs must be at least 1, got {args.jobs}")
+    workers = args.jobs or usable_cores()
+    result = run_ablation(args.out, settings, command, args.device, log=lambda line: print(line, flush=True),
+                          workers=workers)
     print(f"ablation: {result['finished_runs']} runs in {(time.perf_counter() - start) / 60:.1f} min; "
           f"report in {args.out / 'ablation.md'}, figure {args.out / 'ablation.png'}")
     return 0
