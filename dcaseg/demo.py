@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,29 +24,43 @@ from .errors import InputError
 from .events import Reporter, parse_event_line
 from .grouping import count_voxels
 from .inference import Predictor
+from .inference.devices import usable_cores
 from .labelsplit import GROUP_NAMES
 from .metrics import evaluate_pair
-from .package import load_package
-from .report import dice_table, grouping_chart, overlay_slices, pick_slices, training_curves
+from .package import ModelMeta, load_package
+from .report import (
+    dice_table,
+    grouping_chart,
+    overlay_slices,
+    pick_slices,
+    training_curves,
+)
 from .training.config import preset
-from .training.trainer import Trainer, TrainRequest
+from .training.distributed import torchrun_command
+from .training.trainer import Trainer, TrainRequest, TrainResult
 
 MARKER = "demo.json"
 
 
 @dataclass
 class DemoSettings:
-    """Sizes of the demo: phantom cases for training (``labeled`` of them annotated) and held-out tests."""
+    """Sizes of the demo: phantom cases for training (``labeled`` of them annotated) and held-out tests.
+
+    ``processes``: training processes (DistributedDataParallel); None means two on a CPU with at
+    least two cores (a small network gets no faster with a second thread, but a second process
+    doubles the patches per second), else one.
+    """
 
     out: Path
-    cases: int = 12
-    labeled: int = 4
+    cases: int = 16
+    labeled: int = 8
     test_cases: int = 3
     seed: int = 0
     preset: str = "cpu-demo"
     iterations: int | None = None
     device: str = "cpu"
     overlay_cases: int = 1
+    processes: int | None = None
 
 
 def _fresh_output(out: Path) -> None:
@@ -56,6 +71,42 @@ def _fresh_output(out: Path) -> None:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text(json.dumps({"engine_version": __version__, "status": "running"}))
+
+
+def default_processes(device: str) -> int:
+    """Two training processes on a CPU with at least two usable cores, else one."""
+    if device != "cpu":
+        return 1
+    return 2 if usable_cores() >= 2 else 1
+
+
+def _train_in_processes(data: Path, run: Path, settings: DemoSettings, processes: int,
+                        reporter: Reporter) -> TrainResult:
+    """Train through torchrun (``dcaseg train`` workers) and relay rank 0's events to ``reporter``."""
+    argv = [str(data), "--run-dir", str(run), "--preset", settings.preset, "--seed", str(settings.seed),
+            "--device", settings.device, "--progress", "jsonl"]
+    if settings.iterations is not None:
+        argv += ["--iterations", str(settings.iterations)]
+    command, env = torchrun_command(argv, processes)
+    finished: dict[str, Any] | None = None
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, encoding="utf-8") as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            event = parse_event_line(line)
+            if event is None:
+                continue
+            name = event.pop("event")
+            event.pop("time", None)
+            if name == "done":
+                finished = event
+            else:
+                reporter.emit(name, **event)
+    if process.returncode != 0 or finished is None:
+        raise InputError(f"training in {processes} processes failed (exit code {process.returncode}); "
+                         f"see {run / 'events.jsonl'}")
+    model = finished.get("outputs", {}).get("model")
+    return TrainResult(Path(model) if model else None, int(finished["iteration"]), False,
+                       finished.get("best_mean_dice"))
 
 
 def run_demo(settings: DemoSettings, reporter: Reporter | None = None) -> dict[str, Any]:
@@ -71,9 +122,13 @@ def run_demo(settings: DemoSettings, reporter: Reporter | None = None) -> dict[s
 
     reporter.stage("training")
     tick = time.perf_counter()
-    config = preset(settings.preset).with_overrides(iterations=settings.iterations, seed=settings.seed)
-    result = Trainer(TrainRequest(run=out / "run", config=config, data=out / "data", device=settings.device),
-                     reporter).train()
+    processes = settings.processes or default_processes(settings.device)
+    if processes > 1:
+        result = _train_in_processes(out / "data", out / "run", settings, processes, reporter)
+    else:
+        config = preset(settings.preset).with_overrides(iterations=settings.iterations, seed=settings.seed)
+        result = Trainer(TrainRequest(run=out / "run", config=config, data=out / "data", device=settings.device),
+                         reporter).train()
     train_s = time.perf_counter() - tick
     if result.model is None:
         raise InputError(f"training stopped at iteration {result.iteration} before a model was exported")
@@ -83,32 +138,37 @@ def run_demo(settings: DemoSettings, reporter: Reporter | None = None) -> dict[s
 
     reporter.stage("segmenting held-out cases")
     tick = time.perf_counter()
-    predictor = Predictor(package, device=settings.device, overlap=0.25)
+    # Both heads are scored; the model's output (what `dcaseg segment` writes) is the one its
+    # package names, chosen on the validation cases.
+    predictor = Predictor.from_network(package.build_network(settings.device), replace(meta, output="aggregator"),
+                                       device=settings.device, overlap=0.25)
     names = meta.class_names
-    per_organ: dict[str, list[float]] = {}
+    scores: dict[str, dict[str, list[float]]] = {"aggregator": {}, "experts_fused": {}}
+    model_output = {"aggregator": "labels", "experts_fused": "fused_labels"}[meta.output]
     predictions = {}
     for done, case_id in enumerate(test_ids, start=1):
         image = read_image(out / "test" / "images" / f"{case_id}.nii.gz")
         reference = read_image(out / "test" / "labels" / f"{case_id}.nii.gz")
-        prediction = predictor.predict(image, attention=done <= settings.overlay_cases)
-        write_image_atomic(prediction.labels, out / "segmentations" / f"{case_id}.nii.gz")
+        prediction = predictor.predict(image, attention=done <= settings.overlay_cases, fused=True)
+        write_image_atomic(getattr(prediction, model_output), out / "segmentations" / f"{case_id}.nii.gz")
         reference.CopyInformation(prediction.labels)
-        for organ, score in evaluate_pair(prediction.labels, reference, names).items():
-            if score.dice is not None:
-                per_organ.setdefault(organ, []).append(score.dice)
+        for output, labels in (("aggregator", prediction.labels), ("experts_fused", prediction.fused_labels)):
+            for organ, score in evaluate_pair(labels, reference, names).items():
+                if score.dice is not None:
+                    scores[output].setdefault(organ, []).append(score.dice)
         if done <= settings.overlay_cases:
-            predictions[case_id] = (image, reference, prediction)
+            predictions[case_id] = (image, reference, getattr(prediction, model_output), prediction.attention)
         reporter.progress("segment", done, len(test_ids))
     segment_s = time.perf_counter() - tick
 
     reporter.stage("report")
-    dice = {names[v]: round(float(np.mean(per_organ[names[v]])), 4) for v in sorted(names) if names[v] in per_organ}
-    group_dice = {g: _mean([dice.get(names[v]) for v in meta.groups[g]]) for g in GROUP_NAMES}
-    mean_dice = _mean(list(dice.values()))
+    summary = {output: _summarise(per_organ, meta) for output, per_organ in scores.items()}
+    dice, group_dice, mean_dice = (summary[meta.output][k] for k in ("dice", "group_dice", "mean_dice"))
     events = [e for e in (parse_event_line(line) for line in
                           (out / "run" / "events.jsonl").read_text(encoding="utf-8").splitlines()) if e]
     rates = [e["iterations_per_s"] for e in events if e.get("event") == "metrics" and e.get("iterations_per_s")]
     metrics = {"mean_dice": mean_dice, "group_dice": group_dice, "dice": dice,
+               "output": meta.output, "aggregator": summary["aggregator"], "experts_fused": summary["experts_fused"],
                "groups": {g: [names[v] for v in meta.groups[g]] for g in GROUP_NAMES},
                "test_cases": test_ids, "training": {"preset": settings.preset, "iterations": result.iteration,
                                                     "best_validation_mean_dice": result.best_mean_dice,
@@ -133,9 +193,9 @@ def _write_report(out: Path, meta, metrics: dict[str, Any], events: list[dict], 
     overlays = []
     tail_values = list(meta.groups["tail"])
     (out / "overlays").mkdir(exist_ok=True)
-    for case_id, (image, reference, prediction) in predictions.items():
+    for case_id, (image, reference, labels, attention) in predictions.items():
         slices = pick_slices(reference, tail_values, 3)
-        path = overlay_slices(image, reference, prediction.labels, prediction.attention, meta, slices,
+        path = overlay_slices(image, reference, labels, attention, meta, slices,
                               out / "overlays" / f"{case_id}.png")
         overlays.append(path.relative_to(out))
     group_of = {meta.class_names[v]: g for g in GROUP_NAMES for v in meta.groups[g]}
@@ -144,12 +204,25 @@ def _write_report(out: Path, meta, metrics: dict[str, Any], events: list[dict], 
              f"`{metrics['training']['preset']}` for {metrics['training']['iterations']} iterations "
              f"({metrics['seconds']['training']} s).", "",
              "## Dice per organ on the held-out cases", "",
-             dice_table(metrics["dice"], group_of, metrics["group_dice"], metrics["mean_dice"]),
+             f"The model's output (what `dcaseg segment` writes) is **{metrics['output'].replace('_', ' ')}**: "
+             "the head that scored the higher mean Dice on the validation cases. *aggregator* is the "
+             "aggregation decoder (the paper's output); *experts fused* is the experts' logit "
+             "concatenation, the pseudo-label the aggregator learns from. In a short run the experts "
+             "find the small organs before the aggregator does.", "",
+             dice_table({"aggregator": metrics["aggregator"], "experts fused": metrics["experts_fused"]}, group_of),
              "## Grouping (Divide)", "", "![grouping](grouping.png)", "",
              "## Training", "", "![training](training.png)", "",
              "## Segmentation and attention maps", ""]
     lines += [f"![{p.stem}]({p.as_posix()})" for p in overlays]
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _summarise(per_organ: dict[str, list[float]], meta: ModelMeta) -> dict[str, Any]:
+    """Mean Dice per organ over the cases, per group and overall."""
+    names = meta.class_names
+    dice = {names[v]: round(float(np.mean(per_organ[names[v]])), 4) for v in sorted(names) if names[v] in per_organ}
+    group_dice = {g: _mean([dice.get(names[v]) for v in meta.groups[g]]) for g in GROUP_NAMES}
+    return {"mean_dice": _mean(list(dice.values())), "group_dice": group_dice, "dice": dice}
 
 
 def _mean(values: list[float | None]) -> float | None:

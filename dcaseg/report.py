@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -19,15 +20,21 @@ from .package import ModelMeta  # noqa: E402
 GROUP_COLORS = {"head": "#d62728", "medium": "#2ca02c", "tail": "#1f77b4"}
 
 
-def dice_table(dice: Mapping[str, float | None], groups_by_organ: Mapping[str, str],
-               group_dice: Mapping[str, float | None], mean_dice: float | None) -> str:
-    """A markdown table: organ, group, Dice; then the group means and the overall mean."""
-    lines = ["| organ | group | Dice |", "|---|---|---|"]
-    for organ, value in dice.items():
-        lines.append(f"| {organ} | {groups_by_organ.get(organ, '')} | {_fmt(value)} |")
+def dice_table(columns: Mapping[str, Mapping[str, Any]], groups_by_organ: Mapping[str, str]) -> str:
+    """A markdown table: organ, group, then one Dice column per output; the group means and the mean.
+
+    ``columns`` maps a column title to ``{"dice": {organ: Dice}, "group_dice": {...}, "mean_dice": ...}``.
+    """
+    titles = list(columns)
+    lines = ["| organ | group | " + " | ".join(titles) + " |", "|---|---|" + "---|" * len(titles)]
+    organs = list(dict.fromkeys(o for c in columns.values() for o in c["dice"]))
+    for organ in organs:
+        values = " | ".join(_fmt(columns[t]["dice"].get(organ)) for t in titles)
+        lines.append(f"| {organ} | {groups_by_organ.get(organ, '')} | {values} |")
     for group in GROUP_NAMES:
-        lines.append(f"| **{group} group** | {group} | **{_fmt(group_dice.get(group))}** |")
-    lines.append(f"| **mean** | | **{_fmt(mean_dice)}** |")
+        values = " | ".join(f"**{_fmt(columns[t]['group_dice'].get(group))}**" for t in titles)
+        lines.append(f"| **{group} group** | {group} | {values} |")
+    lines.append("| **mean** | | " + " | ".join(f"**{_fmt(columns[t]['mean_dice'])}**" for t in titles) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,7 +1,6 @@
 """The generic engine runner with real subprocesses: events, results, one-line errors, tree kill, cleanup."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

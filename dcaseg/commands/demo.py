@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from ..demo import DemoSettings, run_demo
+from ..errors import InputError
 from ..events import reporter_for
 from ..training.config import PRESETS
 
@@ -22,18 +23,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default=defaults.preset, help="training preset")
     parser.add_argument("--iterations", type=int, help="training iterations (default: the preset's)")
     parser.add_argument("--device", default=defaults.device, help="cpu (default), cuda or auto")
+    parser.add_argument("--processes", type=int,
+                        help="training processes (default: 2 on a CPU with at least 2 cores, else 1)")
     parser.add_argument("--progress", choices=("bar", "jsonl", "none"), default="bar",
                         help="progress display (default: bar on stderr)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.processes is not None and args.processes < 1:
+        raise InputError(f"--processes must be at least 1, got {args.processes}")
     settings = DemoSettings(args.out, args.cases, args.labeled, args.test_cases, args.seed, args.preset,
-                            args.iterations, args.device)
+                            args.iterations, args.device, processes=args.processes)
     metrics = run_demo(settings, reporter_for(args.progress))
     if args.progress != "jsonl":
         groups = ", ".join(f"{g} {_fmt(v)}" for g, v in metrics["group_dice"].items())
+        fused = metrics["experts_fused"]
         print(f"mean Dice {_fmt(metrics['mean_dice'])} ({groups}) on {len(metrics['test_cases'])} held-out "
-              f"cases in {metrics['seconds']['total']} s; report: {args.out / 'report.md'}", file=sys.stderr)
+              f"cases in {metrics['seconds']['total']} s (experts fused: mean {_fmt(fused['mean_dice'])}, "
+              f"tail {_fmt(fused['group_dice']['tail'])}); report: {args.out / 'report.md'}", file=sys.stderr)
     return 0
 
 

@@ -34,7 +34,8 @@ class PatchSampler:
 
     A share ``foreground_share`` of labeled patches is centred (with jitter) on a voxel of a
     chosen class; class c is chosen with probability ∝ voxels_c^(1 − rare_class_power), so power 0
-    follows voxel counts and power 1 picks every class equally often (rare organs are seen).
+    follows voxel counts, power 1 picks every class equally often and a power above 1 picks the
+    smaller organs more often than the larger ones (which still fill the patches around them).
     Without unlabeled cases the "unlabeled" patches come from the labeled volumes (labels unused).
     """
 

@@ -69,12 +69,17 @@ def default_windows_per_batch(device: torch.device) -> int:
     return 4 if device.type == "cuda" else 1
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def use_all_cpu_cores() -> int:
     """Let torch use every core this process may run on; return the thread count."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     if torch.get_num_threads() != cores:
         torch.set_num_threads(cores)
     return cores

@@ -84,10 +84,19 @@ def shutdown(ctx: DistContext) -> None:
         dist.destroy_process_group()
 
 
-def launch(argv: Sequence[str], processes: int) -> int:
-    """Run ``dcaseg train argv`` in ``processes`` processes through torchrun; returns its exit code."""
+def torchrun_command(argv: Sequence[str], processes: int) -> tuple[list[str], dict[str, str]]:
+    """The command and environment that run ``dcaseg train argv`` in ``processes`` torchrun processes.
+
+    Each process gets its share of the cores as OpenMP threads (unless the user set them).
+    """
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={processes}", "-m", "dcaseg", "train", *argv]
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get(
         "OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes))))
+    return command, env
+
+
+def launch(argv: Sequence[str], processes: int) -> int:
+    """Run ``dcaseg train argv`` in ``processes`` processes through torchrun; returns its exit code."""
+    command, env = torchrun_command(argv, processes)
     return subprocess.call(command, env=env)

@@ -2,15 +2,16 @@
 
 Per iteration: lr = poly(0.9) decay, λ = sigmoid ramp-up; one forward pass over labeled +
 unlabeled patches; loss = Σ_experts (CE + Dice) on the labeled part + λ · (CE + Dice) of the
-aggregator against the fused experts' pseudo-label on the unlabeled part. Checkpoints every N
-iterations and on SIGTERM/SIGINT; validation every N iterations; the best model (mean Dice) is
-exported as a model package with its provenance.
+aggregator against the fused experts' pseudo-label on the unlabeled part (``aggregator_on_labels``
+adds its CE + Dice on the labeled part). Checkpoints every N iterations and on SIGTERM/SIGINT;
+validation every N iterations scores both the aggregator and the experts' fused prediction; the
+best model (mean Dice) is exported as a model package with its provenance, its ``output`` naming
+the head that scored higher (the aggregator after a long run; the experts after a short one).
 """
 from __future__ import annotations
 
 import datetime
 import hashlib
-import os
 import signal
 import threading
 import time
@@ -27,6 +28,7 @@ from ..data.augment import augment
 from ..data.cache import PreprocessCache, dataset_fingerprint
 from ..data.sampling import PatchSampler, prefetch
 from ..errors import InputError
+from ..inference.devices import usable_cores
 from ..events import Reporter, file_sink
 from ..nets import DCANet, DCAOutput
 from ..package import ModelMeta, save_package
@@ -34,7 +36,7 @@ from .batchnorm import recalibrate_batch_norm
 from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from .config import TrainConfig, preset
 from .distributed import DistContext, any_rank, barrier, gather_floats, init_distributed, shutdown, wrap
-from .losses import ramp_weight, supervised_loss, unsupervised_loss
+from .losses import dice_ce_loss, ramp_weight, supervised_loss, unsupervised_loss
 from .plan import TrainingPlan, make_plan
 from .run_folder import RunFolder, read_json, tensorboard_sink, write_json_atomic
 from .validation import Validator
@@ -88,11 +90,7 @@ def cpu_threads(processes: int = 1) -> int:
     numbers. (Threads that spin while waiting made steps ~7x slower on a busy machine; the CLI
     sets ``OMP_WAIT_POLICY=PASSIVE`` for that.)
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cores = os.cpu_count() or 1
-    return max(1, cores // processes)
+    return max(1, usable_cores() // processes)
 
 
 def make_optimizer(network: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -201,7 +199,8 @@ class Trainer:
         barrier(self.ctx)
         return cache
 
-    def _meta(self, plan: TrainingPlan, iteration: int, validation: dict[str, Any] | None) -> ModelMeta:
+    def _meta(self, plan: TrainingPlan, iteration: int, validation: dict[str, Any] | None,
+              output: str = "aggregator") -> ModelMeta:
         training = {"preset": self.config.preset, "mode": self.config.mode, "iterations": iteration,
                     "planned_iterations": self.config.iterations,
                     "data_fingerprint": dataset_fingerprint(plan.files("labeled") + plan.files("unlabeled")
@@ -215,7 +214,7 @@ class Trainer:
         return ModelMeta(name=f"DCA {Path(plan.data).name}", architecture=plan.architecture,
                          classes=plan.classes, groups=plan.groups, preprocessing=plan.preprocessing,
                          description=f"DCA trained by dcaseg {__version__} on {Path(plan.data).name}",
-                         training=training)
+                         training=training, output=output)
 
     # ------------------------------------------------------------------ run
 
@@ -315,6 +314,8 @@ class Trainer:
             with autocast:
                 output: DCAOutput = model(x)
             loss_sup, _ = supervised_loss(_take(output, slice(0, n_labeled)), labels, expert_classes, num_classes)
+            if config.aggregator_on_labels and output.expert_logits:
+                loss_sup = loss_sup + dice_ce_loss(output.logits[:n_labeled], labels)
             loss_unsup = torch.zeros((), device=self.device)
             if use_unsup:
                 part = slice(0, None) if unsup_on_all else slice(n_labeled, None)
@@ -368,11 +369,16 @@ class Trainer:
             return best
         self.reporter.stage("validation")
         result = validator.run(network, self._meta(plan, iteration, None))
-        self.reporter.emit("validation", iteration=iteration, dice=result.dice, mean_dice=result.mean_dice)
-        if best is None or result.mean_dice > best:
-            summary = {"iteration": iteration, "mean_dice": result.mean_dice, "dice": result.dice,
+        dice, mean_dice = result.best
+        output = result.best_output
+        self.reporter.emit("validation", iteration=iteration, dice=dice, mean_dice=mean_dice, output=output,
+                           aggregator_mean_dice=result.mean_dice, experts_fused_mean_dice=result.fused_mean_dice)
+        if best is None or mean_dice > best:
+            summary = {"iteration": iteration, "mean_dice": mean_dice, "dice": dice, "output": output,
+                       "aggregator_mean_dice": result.mean_dice, "experts_fused_mean_dice": result.fused_mean_dice,
                        "cases": plan.split["validation"]}
-            save_package(self.run_folder.model, network, self._meta(plan, iteration, summary))
-            self.reporter.emit("model", iteration=iteration, mean_dice=result.mean_dice, path=str(self.run_folder.model))
-            return result.mean_dice
+            save_package(self.run_folder.model, network, self._meta(plan, iteration, summary, output))
+            self.reporter.emit("model", iteration=iteration, mean_dice=mean_dice, output=output,
+                               path=str(self.run_folder.model))
+            return mean_dice
         return best
