@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"           {meta.description}")
     print(f"network    experts={arch.experts} dfam={arch.dfam} n_filters={arch.n_filters} "
           f"({n_params / 1e6:.2f} M parameters)")
+    print(f"output     {meta.output.replace('_', ' ')} (the head that gives the label map)")
     print(f"classes    {len(meta.classes)}: " + ", ".join(f"{c.value}={c.name}" for c in meta.classes))
     for group in GROUP_NAMES:
         print(f"{group:<10} " + ", ".join(names[v] for v in meta.groups[group]))
