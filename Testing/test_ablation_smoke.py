@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dcaseg.ablation.runner import AblationSettings, run_ablation
-from dcaseg.ablation.variants import VARIANTS, base_config, run_key, variant_config
+from dcaseg.ablation.variants import DEFAULT_ITERATIONS, VARIANTS, base_config, run_key, variant_config
 from dcaseg.cli import main
 from dcaseg.errors import InputError
 
@@ -43,7 +43,7 @@ def test_ablation_writes_table_json_and_figure(tmp_path: Path, capsys: pytest.Ca
     assert "2 runs" in capsys.readouterr().out
 
     report = json.loads((out / "ablation.json").read_text(encoding="utf-8"))
-    assert report["settings"]["iterations"] == 3
+    assert report["settings"]["iterations"] == round(0.015 * DEFAULT_ITERATIONS)
     rows = [(r["section"], r["variant"]) for r in report["rows"]]
     assert rows == [("components", "vnet-labeled"), ("components", "dca"), ("grouping", "dca"),
                     ("architecture", "dca")]

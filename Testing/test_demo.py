@@ -23,7 +23,8 @@ def test_demo_writes_report_metrics_pictures_and_model(tmp_path: Path) -> None:
     fused = metrics["experts_fused"]
     assert set(fused["group_dice"]) == {"head", "medium", "tail"} and set(fused["dice"]) == set(metrics["dice"])
     report = (out / "report.md").read_text(encoding="utf-8")
-    assert "| organ | group | model output | experts fused |" in report
+    assert "| organ | group | aggregator | experts fused |" in report
+    assert f"The model's output (what `dcaseg segment` writes) is **{metrics['output'].replace('_', ' ')}**" in report
     assert "| liver | head |" in report and "**tail group**" in report
     for picture in ("grouping.png", "training.png", "overlays/phantom_000.png"):
         assert (out / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
