@@ -154,9 +154,14 @@ def run_configuration(config: dict, model: Path, volume: Path, labels_out: Path)
         patch = tuple(reversed(meta.preprocessing.patch_size))
         start = time.perf_counter()
         grid, _ = to_model_grid(image, meta.preprocessing, body_crop=False)
+        fused = meta.output == "experts_fused"  # the package's output head, as our predictor uses it
+
+        def output_head(x: torch.Tensor) -> torch.Tensor:
+            result = network(x, with_fused=fused)
+            return result.fused if fused else result.logits
+
         with torch.no_grad():
-            logits = sliding_window_inference(torch.from_numpy(grid.array)[None, None], patch, 1,
-                                              lambda x: network(x, with_fused=False).logits,
+            logits = sliding_window_inference(torch.from_numpy(grid.array)[None, None], patch, 1, output_head,
                                               overlap=config["overlap"], mode=config["mode"])
         labels = restore(grid, values[logits[0].argmax(0)].numpy().astype(np.uint8), image, is_label=True)
         seconds = time.perf_counter() - start
