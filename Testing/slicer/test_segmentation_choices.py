@@ -6,13 +6,18 @@ import shutil
 import sys
 import zipfile
 from importlib import metadata
+from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from segmentation_models import tiny_abd14_model
 
+from dcaseg.data.imageio import read_image
+from dcaseg.data.phantom import make_phantom
 from dcaseg.errors import PackageError
+from dcaseg.inference import Predictor
 from DCASegmentationLib.colormaps import ANCHORS, EXPERT_COLORMAPS, table
 from DCASegmentationLib.dependencies import (PIP_REQUIREMENTS, MissingPackages, consent_text, missing_packages,
                                              satisfied)
@@ -172,3 +177,19 @@ def test_a_python_without_the_engine_gives_a_readable_device_problem(tmp_path):
     info = query_devices(str(fake))
     assert info.problem == "could not ask the engine for devices: ModuleNotFoundError: No module named torch"
     assert info.choices() == [("auto", "Automatic (CPU)")]
+
+
+def test_the_shipped_demo_model_is_listed_valid_and_finds_organs_in_a_phantom(tmp_path):
+    bundled = Path(__file__).resolve().parents[2] / "DCASegmentation" / "Resources" / "Models"
+    entries = ModelRegistry(tmp_path / "models", (bundled,)).list_models()
+    demo = next(e for e in entries if e.key == "dca-demo-synthetic-abdomen.zip")
+    assert demo.bundled and demo.problem == "" and demo.title == "DCA demo (synthetic abdomen) (bundled)"
+    assert demo.meta is not None and demo.meta.groups["tail"]
+    make_phantom(tmp_path / "phantom", 1, 1, seed=1000)
+    image = tmp_path / "phantom" / "images" / "phantom_000.nii.gz"
+    labels = Predictor(demo.path, device="cpu", overlap=0.25).predict(image).labels
+    reference = read_image(tmp_path / "phantom" / "labels" / "phantom_000.nii.gz")
+    liver = 6
+    found = sitk.GetArrayFromImage(labels) == liver
+    truth = sitk.GetArrayFromImage(reference) == liver
+    assert 2 * (found & truth).sum() / (found.sum() + truth.sum()) > 0.6
