@@ -28,13 +28,7 @@ from .inference.devices import usable_cores
 from .labelsplit import GROUP_NAMES
 from .metrics import evaluate_pair
 from .package import ModelMeta, load_package
-from .report import (
-    dice_table,
-    grouping_chart,
-    overlay_slices,
-    pick_slices,
-    training_curves,
-)
+from .report import dice_table, grouping_chart, overlay_slices, pick_slices, training_curves
 from .training.config import preset
 from .training.distributed import torchrun_command
 from .training.trainer import Trainer, TrainRequest, TrainResult
