@@ -15,7 +15,7 @@ from ..data.imageio import image_extension, strip_image_extension, write_image_a
 from ..errors import DcaError, InputError
 from ..events import Reporter, reporter_for
 from ..inference import DEFAULT_OVERLAP, Prediction, Predictor
-from ..inference.devices import resolve_device, use_all_cpu_cores
+from ..inference.devices import PRECISIONS, resolve_device, use_all_cpu_cores
 from ..labelsplit import GROUP_NAMES
 
 HELP = "segment organs in a CT (file, DICOM folder or folder of volumes) with a model package"
@@ -38,7 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP,
                         help=f"fraction of a window shared with its neighbour (default {DEFAULT_OVERLAP})")
     parser.add_argument("--windows-per-batch", type=int, default=None,
-                        help="windows per forward pass (default: 1 on CPU, 4 on CUDA)")
+                        help="windows per forward pass (default: 4 on CUDA and for windows up to 48³, else 1)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="auto (default: bf16 on CUDA and on CPUs with native bf16) or fp32")
     parser.add_argument("--progress", choices=("bar", "jsonl", "none"), default="bar",
                         help="bar (people, stderr), jsonl (programs: JSON events on stdout) or none")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (folder: redo done cases)")
@@ -74,7 +76,7 @@ def _run(args: argparse.Namespace, reporter: Reporter) -> int:
         use_all_cpu_cores()
     reporter.stage("loading model")
     predictor = Predictor(args.model, device=args.device, overlap=args.overlap,
-                          windows_per_batch=args.windows_per_batch, reporter=reporter)
+                          windows_per_batch=args.windows_per_batch, reporter=reporter, precision=args.precision)
     classes = [c.to_dict() for c in predictor.meta.classes]
     if folder_cases is None:
         written = segment_case(predictor, args.input, targets, args)

@@ -22,7 +22,7 @@ from ..events import Reporter
 from ..labelsplit import GROUP_NAMES
 from ..nets import DCANet
 from ..package import ModelMeta, ModelPackage, load_package
-from .devices import (autocast_dtype, default_windows_per_batch, free_device_memory, resolve_device,
+from .devices import (PRECISIONS, autocast_dtype, default_windows_per_batch, free_device_memory, resolve_device,
                       uses_channels_last)
 from .fallback import ExecutionPlan, run_with_fallback
 from .model_grid import ModelGridVolume, restore, to_model_grid
@@ -56,18 +56,18 @@ class Predictor:
 
     def __init__(self, model: str | Path | ModelPackage, device: str = "auto", overlap: float = DEFAULT_OVERLAP,
                  windows_per_batch: int | None = None, reporter: Reporter | None = None,
-                 body_crop: bool | None = None) -> None:
+                 body_crop: bool | None = None, precision: str = "auto") -> None:
         package = model if isinstance(model, ModelPackage) else load_package(model)
         target = resolve_device(device)
         network = package.build_network(target)
         if uses_channels_last(target):
             network = network.to(memory_format=torch.channels_last_3d)
-        self._setup(network, package.meta, target, overlap, windows_per_batch, reporter, body_crop)
+        self._setup(network, package.meta, target, overlap, windows_per_batch, reporter, body_crop, precision)
 
     @classmethod
     def from_network(cls, network: DCANet, meta: ModelMeta, device: str = "auto", overlap: float = DEFAULT_OVERLAP,
                      windows_per_batch: int | None = None, reporter: Reporter | None = None,
-                     body_crop: bool | None = None) -> Predictor:
+                     body_crop: bool | None = None, precision: str = "auto") -> Predictor:
         """A predictor around a network in memory (e.g. the trainer's, for validation).
 
         The network is used as it is (its device and memory layout are kept; ``device`` other than
@@ -78,20 +78,25 @@ class Predictor:
         if target != own:
             raise InputError(f"the network is on {own}, not on the requested device {target}")
         predictor = cls.__new__(cls)
-        predictor._setup(network, meta, target, overlap, windows_per_batch, reporter, body_crop)
+        predictor._setup(network, meta, target, overlap, windows_per_batch, reporter, body_crop, precision)
         return predictor
 
     def _setup(self, network: DCANet, meta: ModelMeta, device: torch.device, overlap: float,
-               windows_per_batch: int | None, reporter: Reporter | None, body_crop: bool | None) -> None:
+               windows_per_batch: int | None, reporter: Reporter | None, body_crop: bool | None,
+               precision: str) -> None:
         if not 0.0 <= overlap < 1.0:
             raise InputError(f"overlap must be at least 0 and below 1, got {overlap}")
         if windows_per_batch is not None and windows_per_batch < 1:
             raise InputError(f"windows per batch must be at least 1, got {windows_per_batch}")
+        if precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
         self.network = network
         self.meta = meta
         self.device = device
         self.overlap = overlap
-        self.windows_per_batch = windows_per_batch or default_windows_per_batch(device)
+        self.windows_per_batch = windows_per_batch or default_windows_per_batch(
+            device, int(np.prod(meta.preprocessing.patch_size)))
+        self.precision = precision
         self.reporter = reporter or Reporter()
         ct_window = meta.preprocessing.intensity.get("mode") == "ct-window"
         self.body_crop = (meta.preprocessing.body_crop and ct_window) if body_crop is None else body_crop
@@ -179,7 +184,7 @@ class Predictor:
         was_training = network.training
         network.eval()
         channels_last = _is_channels_last(network)
-        dtype = autocast_dtype(device)
+        dtype = autocast_dtype(device, self.precision)
 
         def run(batch: Tensor) -> dict[str, Tensor]:
             if channels_last:

@@ -27,6 +27,7 @@ class DFAM(nn.Module):
     def forward(self, f_up: Tensor, expert_features: list[Tensor]) -> tuple[Tensor, Tensor]:
         """Return (F_DFAM, attention of shape (N, 3, D, H, W))."""
         aligned = [conv(f) for conv, f in zip(self.align, expert_features)]
-        attention = torch.softmax(self.gate(torch.cat(aligned, dim=1)), dim=1)
-        f_expert = sum(attention[:, g:g + 1] * aligned[g] for g in range(N_EXPERTS))
+        # The softmax runs in float32 even under mixed precision, so the maps still sum to 1.
+        attention = torch.softmax(self.gate(torch.cat(aligned, dim=1)).float(), dim=1)
+        f_expert = sum(attention[:, g:g + 1].to(aligned[g].dtype) * aligned[g] for g in range(N_EXPERTS))
         return f_expert + f_up, attention
