@@ -16,6 +16,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..inference.devices import usable_cores
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -87,12 +89,12 @@ def shutdown(ctx: DistContext) -> None:
 def torchrun_command(argv: Sequence[str], processes: int) -> tuple[list[str], dict[str, str]]:
     """The command and environment that run ``dcaseg train argv`` in ``processes`` torchrun processes.
 
-    Each process gets its share of the cores as OpenMP threads (unless the user set them).
+    Each process gets its share of the usable cores as OpenMP threads (unless the user set them).
     """
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={processes}", "-m", "dcaseg", "train", *argv]
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get(
-        "OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes))))
+        "OMP_NUM_THREADS", str(max(1, usable_cores() // processes))))
     return command, env
 
 
