@@ -260,6 +260,29 @@ def test_body_crop_skips_the_air(tiny_model):
     assert totals[True] < totals[False]
 
 
+@pytest.mark.parametrize("direction", [rotation((0, 0, 0)), rotation((0.3, -0.2, 0.5), flip=(1, -1, 1))])
+def test_body_crop_gives_the_whole_volumes_labels_inside_the_body(tiny_model, direction):
+    ct = sitk.GetArrayFromImage(read_image(REALCT_IMAGE))
+    padded = np.pad(ct, ((3, 0), (0, 70), (60, 5)), constant_values=-1024)  # air beside the body
+    image = sitk.GetImageFromArray(padded)
+    image.SetSpacing((2.1, 1.7, 2.6))
+    image.SetOrigin((-40.0, 12.5, 300.0))
+    image.SetDirection(direction)
+    labels, windows = {}, {}
+    for crop in (True, False):
+        events = []
+        predictor = Predictor(tiny_model, device="cpu", overlap=0.5, body_crop=crop, precision="fp32",
+                              reporter=Reporter(events.append))
+        prediction = predictor.predict(image, attention=True)
+        assert all(geometry(o) == geometry(image) for o in (prediction.labels, *prediction.attention.values()))
+        labels[crop] = sitk.GetArrayFromImage(prediction.labels)
+        windows[crop] = [e["total"] for e in events if e["event"] == "progress"][-1]
+    body = padded > -500
+    assert windows[True] < windows[False]
+    assert len(np.unique(labels[False][body])) > 2
+    assert np.array_equal(labels[True][body], labels[False][body])
+
+
 def test_an_image_without_body_is_segmented_whole_with_a_warning(tiny_model):
     image = sitk.Image([40, 40, 20], sitk.sitkInt16) - 1000
     events = []

@@ -1,8 +1,8 @@
 """Moving a volume onto the model's grid (body crop, spacing, intensity) and results back exactly.
 
-The model grid keeps the input's direction and starts at the (cropped) input's first voxel; its
-size is chosen so that its voxel centres span every input voxel centre, which makes the way back
-an interpolation, never an extrapolation. Results return with ``sitk.Resample`` onto the input
+The model grid keeps the input's direction and starts at the input's first voxel; its size is
+chosen so that its voxel centres span every input voxel centre, which makes the way back an
+interpolation, never an extrapolation. The body crop takes a window-aligned part of that grid. Results return with ``sitk.Resample`` onto the input
 image itself, so they have exactly its size, spacing, origin and direction.
 """
 from __future__ import annotations
@@ -13,23 +13,34 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from ..data.preprocess import body_bounding_box, normalise_intensity, resample
+from ..data.preprocess import body_bounding_box, normalise_intensity
+from .sliding_window import axis_window_starts
 from ..package import Preprocessing
 
 
 @dataclass
 class ModelGridVolume:
-    """A normalised float32 array (z, y, x) on the model grid, and that grid's geometry (x, y, z)."""
+    """A normalised float32 array (z, y, x) on (part of) the model grid, and the whole grid's geometry (x, y, z).
+
+    ``placement`` is the (before, after) padding per array axis that puts ``array`` back on the
+    whole grid: zeros unless the body crop took only part of it.
+    """
 
     array: np.ndarray
     origin: tuple[float, ...]
     spacing: tuple[float, ...]
     direction: tuple[float, ...]
-    cropped: bool
+    placement: tuple[tuple[int, int], ...] = ((0, 0), (0, 0), (0, 0))
 
-    def image(self, array: np.ndarray, is_vector: bool = False) -> sitk.Image:
-        """``array`` (z, y, x) on this grid as a SimpleITK image carrying the grid's geometry."""
-        result = sitk.GetImageFromArray(array, isVector=is_vector)
+    @property
+    def cropped(self) -> bool:
+        return any(before or after for before, after in self.placement)
+
+    def image(self, array: np.ndarray, outside: float = 0.0) -> sitk.Image:
+        """``array`` (z, y, x, as ``self.array``) on the whole grid, ``outside`` beyond the crop, with its geometry."""
+        if self.cropped:
+            array = np.pad(array, self.placement, constant_values=outside)
+        result = sitk.GetImageFromArray(array)
         result.SetOrigin(self.origin)
         result.SetSpacing(self.spacing)
         result.SetDirection(self.direction)
@@ -42,33 +53,63 @@ def covering_size(image: sitk.Image, spacing: tuple[float, ...]) -> tuple[int, .
                  for n, s, t in zip(image.GetSize(), image.GetSpacing(), spacing))
 
 
-def crop_to_body(image: sitk.Image) -> sitk.Image | None:
-    """The part of a CT (Hounsfield units) inside the body's bounding box; None if no voxel is body."""
+def body_range_on_grid(image: sitk.Image, spacing: tuple[float, ...],
+                       size: tuple[int, ...]) -> tuple[tuple[int, int], ...] | None:
+    """Index ranges (x, y, z; stop exclusive) of a model grid of ``size`` at ``spacing`` that hold the body.
+
+    The grid starts at the input's first voxel centre; None if no voxel is body (HU > -500).
+    """
     box = body_bounding_box(sitk.GetArrayViewFromImage(image))
     if box is None:
         return None
-    z, y, x = box
-    if all(s.start == 0 and s.stop == n for s, n in zip((x, y, z), image.GetSize())):
-        return image
-    return image[x, y, z]
+    ranges = []
+    for axis_box, s, t, n in zip(reversed(box), image.GetSpacing(), spacing, size):
+        low = math.floor(axis_box.start * s / t + 1e-6)
+        high = math.ceil((axis_box.stop - 1) * s / t - 1e-6) + 1
+        ranges.append((max(0, low), min(n, high)))
+    return tuple(ranges)
 
 
-def to_model_grid(image: sitk.Image, preprocessing: Preprocessing, body_crop: bool) -> tuple[ModelGridVolume, str | None]:
-    """Crop (optionally), resample and normalise ``image``; also return a warning or None."""
+def window_aligned(start: int, stop: int, length: int, patch: int, overlap: float) -> tuple[int, int]:
+    """The span of the sliding windows of a ``length``-voxel axis that touch ``[start, stop)``.
+
+    Cropping to it keeps exactly the windows (same positions) that the whole axis would run
+    over those voxels, so the crop changes no result inside ``[start, stop)``.
+    """
+    windows = [s for s in axis_window_starts(length, patch, overlap) if s < stop and s + patch > start]
+    if length <= patch or not windows:
+        return 0, length
+    return windows[0], windows[-1] + patch
+
+
+def to_model_grid(image: sitk.Image, preprocessing: Preprocessing, body_crop: bool,
+                  overlap: float = 0.5) -> tuple[ModelGridVolume, str | None]:
+    """Resample and normalise ``image`` onto the model grid; also return a warning or None.
+
+    With ``body_crop`` the grid keeps only the windows (at ``overlap``) that touch the body's
+    bounding box: inside the body the result is the whole volume's, from fewer windows.
+    """
     warning = None
-    source = image
+    spacing = tuple(float(s) for s in preprocessing.target_spacing)
+    size = covering_size(image, spacing)
+    first, count = (0, 0, 0), size
     if body_crop:
-        cropped = crop_to_body(image)
-        if cropped is None:
+        body = body_range_on_grid(image, spacing, size)
+        if body is None:
             warning = ("no voxel above -500 HU, so no body to crop to (is this a CT in Hounsfield units?); "
                        "segmenting the whole volume")
         else:
-            source = cropped
-    spacing = tuple(float(s) for s in preprocessing.target_spacing)
-    resampled = resample(source, spacing, size=covering_size(source, spacing))
+            spans = [window_aligned(a, b, n, p, overlap)
+                     for (a, b), n, p in zip(body, size, preprocessing.patch_size)]
+            first, count = tuple(a for a, _ in spans), tuple(b - a for a, b in spans)
+    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+    origin = np.asarray(image.GetOrigin(), dtype=float) + direction @ (np.asarray(first) * np.asarray(spacing))
+    outside = float(sitk.GetArrayViewFromImage(image).min())
+    resampled = sitk.Resample(image, [int(n) for n in count], sitk.Transform(), sitk.sitkLinear,
+                              tuple(origin.tolist()), spacing, image.GetDirection(), outside, sitk.sitkFloat32)
     array = normalise_intensity(sitk.GetArrayViewFromImage(resampled), preprocessing.intensity)
-    grid = ModelGridVolume(np.ascontiguousarray(array), resampled.GetOrigin(), resampled.GetSpacing(),
-                           resampled.GetDirection(), source is not image)
+    placement = tuple((a, n - a - c) for a, n, c in zip(reversed(first), reversed(size), reversed(count)))
+    grid = ModelGridVolume(np.ascontiguousarray(array), image.GetOrigin(), spacing, image.GetDirection(), placement)
     return grid, warning
 
 
@@ -76,11 +117,10 @@ def restore(grid: ModelGridVolume, array: np.ndarray, reference: sitk.Image, is_
             outside: float = 0.0) -> sitk.Image:
     """Resample ``array`` (z, y, x) from the model grid onto ``reference``'s exact grid.
 
-    Labels use nearest neighbour, maps linear interpolation; voxels outside the model grid (outside
-    the body crop) get ``outside``.
+    Labels use nearest neighbour, maps linear interpolation; voxels outside the body crop get
+    ``outside``. The whole grid's geometry is used, so a crop moves no voxel centre.
     """
     interpolator = sitk.sitkNearestNeighbor if is_label else sitk.sitkLinear
-    moving = grid.image(array)
-    restored = sitk.Resample(moving, reference.GetSize(), sitk.Transform(), interpolator, reference.GetOrigin(),
-                             reference.GetSpacing(), reference.GetDirection(), outside, moving.GetPixelID())
-    return restored
+    moving = grid.image(array, outside)
+    return sitk.Resample(moving, reference.GetSize(), sitk.Transform(), interpolator, reference.GetOrigin(),
+                         reference.GetSpacing(), reference.GetDirection(), outside, moving.GetPixelID())

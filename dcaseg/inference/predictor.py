@@ -117,7 +117,7 @@ class Predictor:
         attention = attention and self._has_attention("attention maps")
         fused = fused and self._has_attention("a fused expert prediction", experts_only=True)
         reporter.stage("preprocessing")
-        grid, warning = to_model_grid(image, self.meta.preprocessing, self.body_crop)
+        grid, warning = to_model_grid(image, self.meta.preprocessing, self.body_crop, self.overlap)
         if warning:
             reporter.warning(warning)
         maps = self._predict_on_grid(grid, attention, probabilities, fused)

@@ -42,7 +42,8 @@ class WindowGrid:
         return len(self.starts)
 
 
-def _axis_starts(length: int, patch: int, overlap: float) -> list[int]:
+def axis_window_starts(length: int, patch: int, overlap: float) -> list[int]:
+    """Window starts along one axis of ``length`` voxels (a shorter axis gets one padded window)."""
     if length <= patch:
         return [0]
     step = max(1, int(patch * (1.0 - overlap)))
@@ -56,7 +57,7 @@ def plan_windows(shape: tuple[int, ...], patch: tuple[int, ...], overlap: float)
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
     padding = tuple(((max(p - n, 0)) // 2, max(p - n, 0) - (max(p - n, 0)) // 2) for n, p in zip(shape, patch))
     padded = [n + a + b for n, (a, b) in zip(shape, padding)]
-    axes = [_axis_starts(n, p, overlap) for n, p in zip(padded, patch)]
+    axes = [axis_window_starts(n, p, overlap) for n, p in zip(padded, patch)]
     return WindowGrid(tuple(shape), tuple(patch), padding, tuple(itertools.product(*axes)))  # type: ignore[arg-type]
 
 
