@@ -1,18 +1,22 @@
 """Inference benchmark: our predictor vs MONAI's ``sliding_window_inference`` on a CT-sized volume.
 
-    .venv/bin/python benchmarks/bench_inference.py [--model DIR] [--skip-memory]
+    .venv/bin/python benchmarks/bench_inference.py [--model DIR|ZIP] [--skip-memory] [--device cuda] [--slices 200]
 
 1. A model with non-trivial output: a DCA n_filters=8 network (96³ windows, 1.5×1.5×3 mm) whose
    output layer is fitted to the real CT fixture (tsB; see ``fit_model``), so its labels vary with
    the anatomy (random weights give near-constant labels, which would make agreement meaningless).
 2. A CT-sized volume: the real CT fixture resampled to 0.78×0.78×2.5 mm, 100 slices, padded with
    air to 512×512 (a 400 mm field of view) → 266×266×84 on the model grid.
-3. Each configuration runs in its own process (peak RSS = its VmHWM), timed from the image in
-   memory to the label map in the input's geometry, with the same preprocessing and restoring code:
+3. Each configuration runs in its own process (peak RSS = its VmHWM; on a GPU also the peak of
+   torch's allocator), timed from the image in memory to the label map in the input's geometry,
+   twice, the faster call counted (the first pays one-off kernel selection), with the same
+   preprocessing and restoring code:
    same windows (overlap 0.5, Gaussian, float32) through both; then each side's defaults (ours:
    bf16 where the CPU has it natively, several small windows per pass). Agreement is the share of
    equal voxels inside the body (HU > -500) against the dense overlap-0.5 float32 reference.
-4. Memory: ``dcaseg segment`` on a 512×512×400 volume (0.8 mm slices), peak RSS of the process.
+4. Memory (CPU): ``dcaseg segment`` on a 512×512×400 volume (0.8 mm slices), peak RSS of the
+   process. On a GPU instead: ``dcaseg segment`` end to end (process start, model and NIfTI read,
+   segmentation, NIfTI written) on the benchmark volume.
 
 The last line is ``same-windows speedup X.XX, defaults speedup Y.YY, agreement Z.ZZZZ``.
 """
@@ -134,42 +138,51 @@ def ct_volume(spacing: tuple[float, float, float], slices: int) -> sitk.Image:
 
 # ----------------------------------------------------------------------------- one configuration (child)
 
-def run_configuration(config: dict, model: Path, volume: Path, labels_out: Path) -> dict:
-    """Segment ``volume`` one way; time image-in-memory → labels-in-input-geometry."""
+def run_configuration(config: dict, model: Path, volume: Path, labels_out: Path, device: str) -> dict:
+    """Segment ``volume`` one way, twice; time image-in-memory → labels-in-input-geometry."""
     image = sitk.ReadImage(str(volume))
     package = load_package(model)
     meta = package.meta
     if config["engine"] == "ours":
-        predictor = Predictor(package, device="cpu", overlap=config["overlap"], body_crop=config["crop"],
+        predictor = Predictor(package, device=device, overlap=config["overlap"], body_crop=config["crop"],
                               precision=config.get("precision", "auto"))
         events = []
         predictor.reporter.sinks.append(events.append)
-        start = time.perf_counter()
-        labels = predictor.predict(image).labels
-        seconds = time.perf_counter() - start
-        windows = [e for e in events if e["event"] == "progress"][-1]["total"]
+
+        def segment() -> sitk.Image:
+            return predictor.predict(image).labels
     else:
         from monai.inferers import sliding_window_inference
 
-        network = package.build_network("cpu")
+        network = package.build_network(device)
         values = torch.tensor(meta.label_values)
         patch = tuple(reversed(meta.preprocessing.patch_size))
-        start = time.perf_counter()
-        grid, _ = to_model_grid(image, meta.preprocessing, body_crop=False)
         fused = meta.output == "experts_fused"  # the package's output head, as our predictor uses it
 
         def output_head(x: torch.Tensor) -> torch.Tensor:
             result = network(x, with_fused=fused)
             return result.fused if fused else result.logits
 
-        with torch.no_grad():
-            logits = sliding_window_inference(torch.from_numpy(grid.array)[None, None], patch, 1, output_head,
-                                              overlap=config["overlap"], mode=config["mode"])
-        labels = restore(grid, values[logits[0].argmax(0)].numpy().astype(np.uint8), image, is_label=True)
-        seconds = time.perf_counter() - start
+        def segment() -> sitk.Image:
+            grid, _ = to_model_grid(image, meta.preprocessing, body_crop=False)
+            with torch.no_grad():
+                logits = sliding_window_inference(torch.from_numpy(grid.array)[None, None].to(device), patch, 1,
+                                                  output_head, overlap=config["overlap"], mode=config["mode"])
+            return restore(grid, values[logits[0].argmax(0).cpu()].numpy().astype(np.uint8), image, is_label=True)
+    seconds = []
+    for _ in range(2):
+        start = time.perf_counter()
+        labels = segment()
+        seconds.append(time.perf_counter() - start)
+    if config["engine"] == "ours":
+        windows = [e for e in events if e["event"] == "progress"][-1]["total"]
+    else:
+        grid, _ = to_model_grid(image, meta.preprocessing, body_crop=False)
         windows = len(plan_windows(grid.array.shape, patch, config["overlap"]))
     np.save(labels_out, sitk.GetArrayViewFromImage(labels))
-    return {"seconds": seconds, "windows": windows, "peak_rss_mib": peak_rss_mib()}
+    gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
+    return {"seconds": min(seconds), "first_seconds": seconds[0], "windows": windows,
+            "peak_rss_mib": peak_rss_mib(), "gpu_peak_mib": gpu_peak}
 
 
 def peak_rss_mib() -> float:
@@ -178,14 +191,29 @@ def peak_rss_mib() -> float:
     return int(status.split("VmHWM:")[1].split()[0]) / 1024
 
 
-def child(config: dict, model: Path, volume: Path, labels_out: Path) -> dict:
+def child(config: dict, model: Path, volume: Path, labels_out: Path, device: str) -> dict:
     """Run one configuration in a fresh process."""
     command = [sys.executable, __file__, "--child", json.dumps(config), "--model", str(model), "--volume", str(volume),
-               "--labels-out", str(labels_out)]
+               "--labels-out", str(labels_out), "--device", device]
     result = subprocess.run(command, stdout=subprocess.PIPE, text=True)
     if result.returncode != 0:
         raise SystemExit(f"configuration {config} failed (status {result.returncode})")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def segment_file(model: Path, path: Path, device: str) -> dict:
+    """``dcaseg segment`` (defaults) on the NIfTI ``path`` in a fresh process: wall time and peak RSS."""
+    report_peak = (f"import atexit, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+                   "from bench_inference import peak_rss_mib; "
+                   "atexit.register(lambda: print(f'peak_rss_mib {peak_rss_mib()}', file=sys.stderr)); "
+                   "from dcaseg.cli import main; sys.exit(main(sys.argv[1:]))")
+    command = [sys.executable, "-c", report_peak, "segment", "-m", str(model), "-i", str(path), "-o",
+               str(path.with_name(path.name.replace(".nii", "_labels.nii"))), "--device", device, "--progress", "none"]
+    start = time.perf_counter()
+    result = subprocess.run(command, stderr=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"dcaseg segment failed on {path.name}: {result.stderr.strip()[-300:]}")
+    return {"seconds": time.perf_counter() - start, "peak_rss_mib": float(result.stderr.split("peak_rss_mib")[-1].split()[0])}
 
 
 def memory_check(model: Path, folder: Path) -> dict:
@@ -194,20 +222,9 @@ def memory_check(model: Path, folder: Path) -> dict:
     path = folder / "ct_512x512x400.nii"
     sitk.WriteImage(image, str(path))
     del image
-    report_peak = (f"import atexit, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-                   "from bench_inference import peak_rss_mib; "
-                   "atexit.register(lambda: print(f'peak_rss_mib {peak_rss_mib()}', file=sys.stderr)); "
-                   "from dcaseg.cli import main; sys.exit(main(sys.argv[1:]))")
-    command = [sys.executable, "-c", report_peak, "segment", "-m", str(model), "-i", str(path), "-o",
-               str(folder / "ct_512x512x400_labels.nii"), "--device", "cpu", "--progress", "none"]
-    start = time.perf_counter()
-    result = subprocess.run(command, stderr=subprocess.PIPE, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"dcaseg segment failed on the 512×512×400 volume: {result.stderr.strip()[-300:]}")
-    peak = float(result.stderr.split("peak_rss_mib")[-1].split()[0])
     voxels = 512 * 512 * 400
-    return {"seconds": time.perf_counter() - start, "peak_rss_mib": peak,
-            "int16_volume_mib": voxels * 2 / 2**20, "float32_volume_mib": voxels * 4 / 2**20}
+    return {**segment_file(model, path, "cpu"), "int16_volume_mib": voxels * 2 / 2**20,
+            "float32_volume_mib": voxels * 4 / 2**20}
 
 
 # ----------------------------------------------------------------------------- main
@@ -218,14 +235,17 @@ def agreement(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, help="reuse a fitted benchmark model (else fit one)")
-    parser.add_argument("--skip-memory", action="store_true", help="skip the 512×512×400 memory check")
+    parser.add_argument("--model", type=Path, help="a model package to benchmark (else fit one)")
+    parser.add_argument("--skip-memory", action="store_true", help="skip the 512×512×400 memory check (CPU)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: where both engines run")
+    parser.add_argument("--slices", type=int, default=100, help="slices of the 512×512 benchmark CT (2.5 mm)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--volume", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--labels-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_configuration(json.loads(args.child), args.model, args.volume, args.labels_out)))
+        print(json.dumps(run_configuration(json.loads(args.child), args.model, args.volume, args.labels_out,
+                                           args.device)))
         return
 
     with tempfile.TemporaryDirectory(prefix="bench-inference-") as tmp:
@@ -236,11 +256,13 @@ def main() -> None:
             started = time.perf_counter()
             model = fit_model(work / "model")
             print(f"  fitted in {time.perf_counter() - started:.0f} s", flush=True)
-        image = ct_volume((0.78125, 0.78125, 2.5), 100)
-        volume = work / "ct_512x512x100.nii"
+        image = ct_volume((0.78125, 0.78125, 2.5), args.slices)
+        volume = work / f"ct_512x512x{args.slices}.nii"
         sitk.WriteImage(image, str(volume))
         body = sitk.GetArrayViewFromImage(image) > -500
         print(f"volume {image.GetSize()} at {image.GetSpacing()} mm; body voxels {body.mean():.1%}", flush=True)
+        hardware = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
+        print(f"device {args.device} ({hardware}), torch {torch.__version__}", flush=True)
         configs = {
             "monai-same": {"engine": "monai", "overlap": 0.5, "mode": "gaussian"},
             "ours-same": {"engine": "ours", "overlap": 0.5, "crop": False, "precision": "fp32"},
@@ -250,10 +272,11 @@ def main() -> None:
         }
         results, labels = {}, {}
         for name, config in configs.items():
-            results[name] = child(config, model, volume, work / f"{name}.npy")
+            results[name] = result = child(config, model, volume, work / f"{name}.npy", args.device)
             labels[name] = np.load(work / f"{name}.npy")
-            print(f"  {name:<18} {results[name]['windows']:>3} windows  {results[name]['seconds']:7.1f} s  "
-                  f"peak RSS {results[name]['peak_rss_mib']:6.0f} MiB", flush=True)
+            gpu = f"  GPU peak {result['gpu_peak_mib']:6.0f} MiB" if result["gpu_peak_mib"] is not None else ""
+            print(f"  {name:<18} {result['windows']:>3} windows  {result['seconds']:7.2f} s (first call "
+                  f"{result['first_seconds']:.2f} s)  peak RSS {result['peak_rss_mib']:6.0f} MiB{gpu}", flush=True)
         reference = labels["ours-same"]
         every = np.ones_like(body)
         differing = int((labels["monai-same"] != reference).sum())
@@ -264,7 +287,11 @@ def main() -> None:
         for name in ("monai-defaults", "ours-defaults", "ours-overlap-0.25"):
             print(f"{name}: agreement with the dense reference {agreement(labels[name], reference, body):.4f} "
                   f"inside the body, {agreement(labels[name], reference, every):.4f} overall")
-        if not args.skip_memory:
+        if args.device != "cpu":
+            end_to_end = segment_file(model, volume, args.device)
+            print(f"end to end: dcaseg segment --device {args.device} on the 512x512x{args.slices} NIfTI in "
+                  f"{end_to_end['seconds']:.1f} s (process start, model, read, segment, write)")
+        elif not args.skip_memory:
             memory = memory_check(model, work)
             print(f"memory: 512x512x400 CT segmented in {memory['seconds']:.0f} s, peak RSS "
                   f"{memory['peak_rss_mib']:.0f} MiB = {memory['peak_rss_mib'] / memory['int16_volume_mib']:.1f}x the "
