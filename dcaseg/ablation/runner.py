@@ -136,7 +136,7 @@ def run_ablation(out: Path, settings: AblationSettings, command: str, device: st
                  log: Callable[[str], None] = print, workers: int = 1) -> dict[str, Any]:
     """Train and score every selected variant for every seed; returns the report (also written to ``out``).
 
-    ``workers`` > 1 trains that many runs side by side on the CPU (see ``_run_in_parallel``).
+    ``workers`` > 1 trains that many runs side by side (see ``_run_in_parallel``); on a GPU they share it.
     """
     layout = AblationLayout(Path(out))
     _check_settings(layout, settings)
@@ -177,7 +177,7 @@ def run_ablation(out: Path, settings: AblationSettings, command: str, device: st
 
     jobs = [(record_id, (layout, name, key, seed, variant_config(base, name, seed), target))
             for record_id, name, key, seed in todo]
-    if workers > 1 and target.type == "cpu" and len(jobs) > 1 and hasattr(os, "sched_setaffinity"):
+    if workers > 1 and len(jobs) > 1 and hasattr(os, "sched_setaffinity"):
         _run_in_parallel(jobs, workers, finished)
     else:
         for record_id, arguments in jobs:
@@ -192,7 +192,8 @@ def _run_in_parallel(jobs: list[tuple[str, tuple[Any, ...]]], workers: int,
 
     A small CPU network does not get faster with more threads (nf8 32³: 1.3 steps/s with one
     thread or two on this 2-core machine), so separate runs side by side finish the ablation
-    ``workers`` times sooner. Results arrive in the parent, which alone writes the report.
+    ``workers`` times sooner; on a GPU, one small run leaves most of it idle, and runs side by
+    side share it. Results arrive in the parent, which alone writes the report.
     Linux only (the pinning needs ``os.sched_setaffinity``); elsewhere runs go one by one.
     """
     cores = sorted(os.sched_getaffinity(0))
@@ -208,8 +209,10 @@ def _run_in_parallel(jobs: list[tuple[str, tuple[Any, ...]]], workers: int,
 
 
 def _pin_to_cores(shares: Any) -> None:
-    """Worker initialiser: run on the next free share of cores (the trainer sizes its threads from it)."""
-    os.sched_setaffinity(0, shares.get())
+    """Worker initialiser: run on the next free share of cores, with one thread per core of it."""
+    share = shares.get()
+    os.sched_setaffinity(0, share)
+    torch.set_num_threads(len(share))
 
 
 def _train_and_score(layout: AblationLayout, name: str, key: str, seed: int, config: TrainConfig,

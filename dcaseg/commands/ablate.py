@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from ..ablation.runner import AblationSettings, run_ablation
 from ..ablation.variants import DEFAULT_ITERATIONS, DEFAULT_N_FILTERS, DEFAULT_PATCH, VARIANTS, select_variants
 from ..errors import InputError
@@ -34,9 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"training patch (default {' '.join(map(str, DEFAULT_PATCH))}; multiples of 16)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     parser.add_argument("--jobs", type=int,
-                        help="runs trained side by side on the CPU, each pinned to its share of the cores "
-                             "(default: one per core on the CPU, since small networks get no faster with "
-                             "more threads; 1 on a GPU)")
+                        help="runs trained side by side, each pinned to its share of the CPU cores; on a "
+                             "GPU they share it (default: one per core on the CPU, since small networks get "
+                             "no faster with more threads; 1 on a GPU)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     command = shlex.join(["dcaseg", *sys.argv[1:]]) if sys.argv[1:2] == ["ablate"] else "dcaseg ablate ..."
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs must be at least 1, got {args.jobs}")
-    workers = args.jobs or usable_cores()
+    on_gpu = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
+    workers = args.jobs or (1 if on_gpu else usable_cores())
     result = run_ablation(args.out, settings, command, args.device, log=lambda line: print(line, flush=True),
                           workers=workers)
     print(f"ablation: {result['finished_runs']} runs in {(time.perf_counter() - start) / 60:.1f} min; "

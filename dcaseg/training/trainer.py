@@ -248,6 +248,8 @@ class Trainer:
         if plan.initial is not None:
             network.load_state_dict(plan.initial.state_dict)
         network.to(self.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed patch shapes: let cuDNN time and keep its fastest kernels
         memory_format = torch.channels_last_3d if config.channels_last and self.device.type == "cuda" \
             else torch.contiguous_format
         network = network.to(memory_format=memory_format)
