@@ -61,8 +61,8 @@ def test_a_real_out_of_memory_error_falls_back_to_host_accumulation(tiny_model):
 
 def test_training_on_the_gpu_with_mixed_precision_writes_a_loadable_model(tmp_path: Path):
     data = small_phantom(tmp_path / "data")
-    config = preset("tiny").with_overrides(iterations=6, validation_cases=1, val_every=6, checkpoint_every=6)
-    assert config.amp
+    config = preset("tiny").with_overrides(iterations=6, validation_cases=1, val_every=6, checkpoint_every=6,
+                                           amp=True, channels_last=True)  # the paper preset's GPU settings
     result = Trainer(TrainRequest(run=tmp_path / "run", config=config, data=data, device="cuda")).train()
     assert result.model is not None and result.iteration == 6
     package = load_package(result.model)
