@@ -21,6 +21,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from . import __version__
+from .atomic import atomic_write
 from .errors import PackageError
 from .labelsplit import GROUP_NAMES
 from .nets import ArchitectureConfig, DCANet
@@ -313,15 +314,9 @@ def save_package(path: str | Path, network: DCANet, meta: ModelMeta, half: bool 
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     weights = save_safetensors_bytes(state, metadata={"format": "pt", "engine": f"dcaseg {__version__}"})
     if path.suffix == ".zip":
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
-                archive.writestr(MODEL_JSON, meta_json)
-                archive.writestr(WEIGHTS, weights)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path, binary=True) as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(MODEL_JSON, meta_json)
+            archive.writestr(WEIGHTS, weights)
         return path
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:

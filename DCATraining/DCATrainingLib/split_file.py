@@ -6,10 +6,9 @@ when the user asks for it, so retraining never reshuffles the held-out cases.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from dcaseg.atomic import cannot_write, write_json_atomic
 from dcaseg.errors import InputError
 
 SPLIT_FILE = "split.json"
@@ -34,16 +33,10 @@ def read_split(run_dir: str | Path) -> dict[str, list[str]]:
 def write_split(run_dir: str | Path, split: dict) -> Path:
     """Write ``split`` to ``run_dir/split.json`` atomically (temporary file, then rename)."""
     path = Path(run_dir) / SPLIT_FILE
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".split.tmp-", suffix=".json")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(split, stream, indent=2)
-            stream.write("\n")
-        os.replace(temp_name, path)
+        return write_json_atomic(path, split)
     except OSError as error:
-        Path(temp_name).unlink(missing_ok=True)
-        raise InputError(f"cannot write {path}: {error.strerror or error}") from None
-    return path
+        raise cannot_write(path, error) from None
 
 
 def mark_case_labeled(run_dir: str | Path, case_id: str, role: str = "labeled") -> str:

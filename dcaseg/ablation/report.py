@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..labelsplit import GROUP_NAMES
 from ..metrics import MISSING_IN_PREDICTION
 from .variants import ROWS, VARIANTS
@@ -150,11 +151,9 @@ def figure(report: Mapping[str, Any], path: Path) -> Path:
     ax.legend(fontsize=8, ncol=4, loc="upper left")
     ax.set_ylim(0, 100)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(temp, dpi=110)
+    with atomic_write(path, binary=True) as stream:
+        fig.savefig(stream, format="png", dpi=110)
     plt.close(fig)
-    temp.replace(path)
     return path
 
 

@@ -27,6 +27,7 @@ import SimpleITK as sitk
 import torch
 
 from .. import __version__
+from ..atomic import write_json_atomic, write_text_atomic
 from ..data.imageio import read_image
 from ..data.phantom import make_phantom
 from ..data.phantom_anatomy import CLASS_NAMES
@@ -37,7 +38,7 @@ from ..inference.predictor import Predictor
 from ..labelsplit import GROUP_NAMES
 from ..metrics import evaluate_pair
 from ..training.config import TrainConfig
-from ..training.run_folder import RunFolder, read_json, write_json_atomic
+from ..training.run_folder import RunFolder, read_json
 from ..training.trainer import Trainer, TrainRequest
 from . import report
 from .variants import DEFAULT_N_FILTERS, DEFAULT_PATCH, GRID_SPACING, VARIANTS, base_config, run_key, variant_config
@@ -254,9 +255,7 @@ def _write_report(layout: AblationLayout, header: dict[str, Any], records: dict[
     result = report.build_report({**header, "wall_minutes": round(wall_minutes, 2), "finished_runs": len(records)},
                                  records, keys, organs, groups)
     write_json_atomic(layout.report_json, result)
-    temp = layout.report_md.with_name(f".{layout.report_md.name}.tmp")
-    temp.write_text(report.markdown(result), encoding="utf-8")
-    temp.replace(layout.report_md)
+    write_text_atomic(layout.report_md, report.markdown(result))
     if figure and result["rows"]:
         report.figure(result, layout.figure)
     return result

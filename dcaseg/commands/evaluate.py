@@ -5,14 +5,13 @@ import argparse
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from ..atomic import cannot_write, write_text_atomic
 from ..data.imageio import case_id_from_file, image_extension, read_image
 from ..errors import InputError
 from ..events import reporter_for
@@ -165,13 +164,9 @@ def write_csv_atomic(path: Path, cases: Mapping) -> None:
             writer.writerow([case, value, name] + ["" if row[k] is None else row[k] for k in CSV_COLUMNS[3:]])
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as f:
-            f.write(buffer.getvalue())
-        os.replace(temp, path)
+        write_text_atomic(path, buffer.getvalue())
     except OSError as error:
-        raise InputError(f"cannot write {path}: {error.strerror or error}") from None
+        raise cannot_write(path, error) from None
 
 
 def _case_files(path: Path, role: str) -> dict[str, Path]:

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from ..active_learning import SCORES, CaseScore, rank, score_volumes
+from ..atomic import cannot_write, write_json_atomic
 from ..data.dataset import detect_layout, scan_dataset
 from ..data.imageio import image_extension, strip_image_extension
 from ..errors import InputError
@@ -40,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
     ranking = rank(score_volumes(predictor, volumes, reporter), args.score)
     document = {"score": args.score, "model": str(args.model), "cases": [s.to_dict() for s in ranking]}
     if args.out:
-        write_json_atomic(args.out, document)
+        try:
+            write_json_atomic(args.out, document, indent=1)
+        except OSError as error:
+            raise cannot_write(args.out, error) from None
     if args.json:
         print(json.dumps(document, indent=1))
     elif args.progress != "jsonl":
@@ -84,16 +86,3 @@ def format_table(ranking: list[CaseScore], by: str) -> str:
     lines += [f"{i:>4}  {s.case_id:<{width}}  {s.disagreement:>12.4f}  {s.entropy:>8.4f}"
               for i, s in enumerate(ranking, start=1)]
     return "\n".join(lines) + "\n"
-
-
-def write_json_atomic(path: Path, document: dict) -> None:
-    """Write JSON through a temporary file in the same folder, then rename it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(document, stream, indent=1)
-        os.replace(temp_name, path)
-    except OSError as error:
-        Path(temp_name).unlink(missing_ok=True)
-        raise InputError(f"cannot write {path}: {error.strerror or error}") from None

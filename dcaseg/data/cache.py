@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .. import __version__
+from ..atomic import atomic_write, write_text_atomic
 from ..errors import InputError
 from .imageio import read_header, read_image
 from .preprocess import body_bounding_box, normalise_intensity, resample
@@ -110,7 +109,7 @@ class PreprocessCache:
         _save_npy_atomic(folder / "image.npy", image_array)
         if label_array is not None:
             _save_npy_atomic(folder / "label.npy", label_array)
-        _write_text_atomic(folder / SOURCE_JSON, json.dumps(_sources(image, label)))
+        write_text_atomic(folder / SOURCE_JSON, json.dumps(_sources(image, label)))
 
     def load(self, case_id: str, labeled: bool) -> CachedCase:
         """Memory-map a prepared case (``prepare`` it first)."""
@@ -171,22 +170,7 @@ def _sources(image: Path, label: Path | None) -> dict[str, Any]:
 
 
 def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, np.ascontiguousarray(array))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, binary=True) as handle:
+        np.save(handle, np.ascontiguousarray(array))
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

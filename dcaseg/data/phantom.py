@@ -9,16 +9,15 @@ identical files.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from ..atomic import cannot_write, write_json_atomic
 from ..errors import InputError
-from .imageio import temporary_sibling, write_image_atomic
+from .imageio import write_image_atomic
 from .phantom_anatomy import CLASS_NAMES, ORGANS, REFERENCE_CENTER_Z, REFERENCE_FIELD, body_radius, label_map
 from .phantom_ct import render_ct
 from .phantom_shapes import Grid, Placement
@@ -68,7 +67,10 @@ def make_phantom(out: str | Path, cases: int, labeled: int, seed: int,
         write_image_atomic(image, out / "images" / f"{name}.nii.gz")
         if index < labeled:
             write_image_atomic(labels, out / "labels" / f"{name}.nii.gz")
-    _write_json_atomic(out / "labels.json", {str(v): n for v, n in CLASS_NAMES.items()})
+    try:
+        write_json_atomic(out / "labels.json", {str(v): n for v, n in CLASS_NAMES.items()}, indent=1)
+    except OSError as error:
+        raise cannot_write(out / "labels.json", error) from None
     return ids
 
 
@@ -112,14 +114,3 @@ def _validate(out: Path, cases: int, labeled: int, seed: int, size: tuple[int, .
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(f"{out}: already exists and is not an empty folder; choose a new output folder")
 
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    temp = temporary_sibling(path)
-    try:
-        with temp.open("x", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=1)
-            stream.write("\n")
-        os.replace(temp, path)
-    except OSError as error:
-        temp.unlink(missing_ok=True)
-        raise InputError(f"cannot write {path}: {error.strerror or error}") from None

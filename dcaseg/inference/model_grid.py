@@ -14,8 +14,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..data.preprocess import body_bounding_box, normalise_intensity
-from .sliding_window import axis_window_starts
 from ..package import Preprocessing
+from .sliding_window import axis_window_starts
 
 
 @dataclass

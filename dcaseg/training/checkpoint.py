@@ -5,15 +5,14 @@ of Python, NumPy and torch (CPU and CUDA), and the iteration to continue from.
 """
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..atomic import atomic_write
 from ..errors import InputError
 
 CHECKPOINT_VERSION = 1
@@ -53,16 +52,8 @@ def save_checkpoint(path: str | Path, *, network: torch.nn.Module, optimizer: to
              "network": {k: v.detach().cpu() for k, v in network.state_dict().items()},
              "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler else {},
              "rng": rng_state(), "extra": extra or {}}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, binary=True) as handle:
+        torch.save(state, handle)
     return path
 
 

@@ -21,7 +21,8 @@ from ..labelsplit import GROUP_NAMES
 from ..nets import SINGLE_DECODER, ArchitectureConfig
 from ..package import ClassInfo, ModelPackage, Preprocessing, expert_classes_from_groups, load_package
 from .config import TrainConfig
-from .run_folder import RunFolder, read_json, resolve_split, write_json_atomic
+from ..atomic import write_json_atomic
+from .run_folder import RunFolder, read_json, resolve_split
 
 
 @dataclass

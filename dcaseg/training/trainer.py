@@ -38,7 +38,8 @@ from .config import TrainConfig, preset
 from .distributed import DistContext, any_rank, barrier, gather_floats, init_distributed, shutdown, wrap
 from .losses import dice_ce_loss, ramp_weight, supervised_loss, unsupervised_loss
 from .plan import TrainingPlan, make_plan
-from .run_folder import RunFolder, read_json, tensorboard_sink, write_json_atomic
+from ..atomic import write_json_atomic
+from .run_folder import RunFolder, read_json, tensorboard_sink
 from .validation import Validator
 
 

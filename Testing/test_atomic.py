@@ -1,0 +1,28 @@
+"""Atomic writes: the old file survives a failed write, and no temporary file is left behind."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dcaseg.atomic import atomic_write, write_json_atomic, write_text_atomic
+
+
+def test_a_write_replaces_the_file_and_leaves_nothing_else(tmp_path: Path):
+    target = tmp_path / "sub" / "settings.json"
+    write_json_atomic(target, {"a": 1})
+    write_json_atomic(target, {"a": 2})
+    assert json.loads(target.read_text(encoding="utf-8")) == {"a": 2}
+    assert [p.name for p in target.parent.iterdir()] == ["settings.json"]
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path: Path):
+    target = write_text_atomic(tmp_path / "labels.json", "old\n")
+    with pytest.raises(TypeError):
+        write_json_atomic(target, {"not serialisable": object()})
+    with pytest.raises(RuntimeError), atomic_write(target, binary=True) as stream:
+        stream.write(b"half a file")
+        raise RuntimeError("killed mid-write")
+    assert target.read_text(encoding="utf-8") == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["labels.json"]

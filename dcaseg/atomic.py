@@ -1,0 +1,50 @@
+"""Atomic file writes: a temporary sibling, flushed to disk, then renamed over the target.
+
+A reader sees the old file or the new one, never half of one; a failed write (full disk, killed
+process, error while serialising) leaves the old file as it was and no temporary file behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import InputError
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, binary: bool = False) -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path`` for writing; on a clean exit it replaces ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with (os.fdopen(handle, "wb") if binary else os.fdopen(handle, "w", encoding="utf-8", newline="")) as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_write(path) as stream:
+        stream.write(text)
+    return Path(path)
+
+
+def write_json_atomic(path: str | Path, data: Any, indent: int = 2) -> Path:
+    """Write ``data`` as JSON (with a final newline) to ``path`` atomically."""
+    return write_text_atomic(path, json.dumps(data, indent=indent) + "\n")
+
+
+def cannot_write(path: str | Path, error: OSError) -> InputError:
+    """The one-line error for a file that could not be written."""
+    return InputError(f"cannot write {path}: {error.strerror or error}")
