@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
 
+from dcaseg import atomic
 from dcaseg.atomic import atomic_write, write_json_atomic, write_text_atomic
 
 
@@ -26,3 +29,11 @@ def test_a_failed_write_keeps_the_old_file(tmp_path: Path):
         raise RuntimeError("killed mid-write")
     assert target.read_text(encoding="utf-8") == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["labels.json"]
+
+
+def test_a_new_file_gets_the_usual_permissions_and_a_replaced_one_keeps_its_own(tmp_path: Path):
+    fresh = write_text_atomic(tmp_path / "new.txt", "x")
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~atomic._UMASK  # not mkstemp's 0600
+    os.chmod(fresh, 0o640)
+    write_text_atomic(fresh, "y")
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o640

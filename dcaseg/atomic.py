@@ -8,12 +8,24 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from .errors import InputError
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def _mode_for(path: Path) -> int:
+    """The replaced file's permissions, or a new file's (mkstemp's own 0600 would hide it from others)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_UMASK
 
 
 @contextlib.contextmanager
@@ -27,6 +39,7 @@ def atomic_write(path: str | Path, binary: bool = False) -> Iterator[IO[Any]]:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temp_name, _mode_for(path))
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
