@@ -283,6 +283,20 @@ def test_body_crop_gives_the_whole_volumes_labels_inside_the_body(tiny_model, di
     assert np.array_equal(labels[True][body], labels[False][body])
 
 
+def test_a_mirrored_copy_of_a_scan_gets_the_same_organs_at_the_same_places(tiny_model):
+    """The real CT is stored RAS; its LPS twin holds the same voxels mirrored. Same patient, same labels."""
+    image = read_image(REALCT_IMAGE)
+    twin = sitk.DICOMOrient(image, "LPS")
+    assert twin.GetDirection() != image.GetDirection()
+    predictor = Predictor(tiny_model, device="cpu", overlap=0.5, precision="fp32")
+    labels = sitk.GetArrayFromImage(predictor.predict(image).labels)
+    twin_labels = predictor.predict(twin).labels
+    assert geometry(twin_labels) == geometry(twin)
+    back = sitk.GetArrayFromImage(sitk.DICOMOrient(twin_labels, "RAS"))
+    assert len(np.unique(labels)) > 2
+    assert np.array_equal(back, labels)
+
+
 def test_an_image_without_body_is_segmented_whole_with_a_warning(tiny_model):
     image = sitk.Image([40, 40, 20], sitk.sitkInt16) - 1000
     events = []

@@ -45,6 +45,33 @@ def test_cache_prepares_once_and_redoes_a_changed_source(data: Path, tmp_path: P
     assert other.folder != cache.folder
 
 
+def test_a_mirrored_and_permuted_copy_of_a_case_caches_the_same_arrays(data: Path, tmp_path: Path) -> None:
+    """A RAS NIfTI and an LPS DICOM of one patient must train the network on the same arrays."""
+    import SimpleITK as sitk
+
+    from dcaseg.data.cache import median_spacing
+
+    image = sitk.ReadImage(str(data / "images" / "phantom_000.nii.gz"))
+    image.SetSpacing((7.0, 6.0, 5.0))
+    label = sitk.ReadImage(str(data / "labels" / "phantom_000.nii.gz"))
+    label.CopyInformation(image)
+    twin, twin_label = (sitk.DICOMOrient(x, "SRA") for x in (image, label))  # axes permuted, two flipped
+    assert twin.GetDirection() != image.GetDirection() and twin.GetSize() != image.GetSize()
+    paths = {}
+    for name, (img, lab) in {"lps": (image, label), "sra": (twin, twin_label)}.items():
+        paths[name] = (tmp_path / f"{name}.nii.gz", tmp_path / f"{name}_label.nii.gz")
+        sitk.WriteImage(img, str(paths[name][0]))
+        sitk.WriteImage(lab, str(paths[name][1]))
+    assert median_spacing([paths["sra"][0]]) == median_spacing([paths["lps"][0]]) == (7.0, 6.0, 5.0)
+    cache = PreprocessCache(tmp_path / "cache", PreprocessSettings((8.0, 8.0, 8.0), CT, VALUES))
+    cases = {}
+    for name, (img, lab) in paths.items():
+        cache.prepare(name, img, lab)
+        cases[name] = cache.load(name, labeled=True)
+    assert np.array_equal(cases["lps"].label, cases["sra"].label)
+    assert np.allclose(cases["lps"].image, cases["sra"].image, atol=1e-6)
+
+
 def test_cache_refuses_label_values_outside_the_class_list(data: Path, tmp_path: Path) -> None:
     cache = PreprocessCache(tmp_path, PreprocessSettings((8.0, 8.0, 8.0), CT, (0, 1, 2)))
     with pytest.raises(InputError, match="phantom_000.nii.gz: label values .* not in the class list"):

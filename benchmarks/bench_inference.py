@@ -35,6 +35,7 @@ import SimpleITK as sitk
 import torch
 
 from dcaseg.anatomy import organ_color
+from dcaseg.data.orientation import to_standard_orientation
 from dcaseg.data.preprocess import normalise_intensity, resample
 from dcaseg.grouping import group_label_files
 from dcaseg.inference import DEFAULT_OVERLAP, Predictor
@@ -76,8 +77,9 @@ def fit_model(path: Path, samples_per_class: int = 3000, seed: int = 0) -> Path:
     agreement of each configuration; ``--model`` runs it with a trained package instead.
     """
     meta = benchmark_meta()
-    image = resample(sitk.ReadImage(str(CT_IMAGE)), MODEL_SPACING)
-    label = resample(sitk.ReadImage(str(CT_LABEL)), MODEL_SPACING, is_label=True, size=image.GetSize())
+    image = resample(to_standard_orientation(sitk.ReadImage(str(CT_IMAGE))), MODEL_SPACING)
+    label = resample(to_standard_orientation(sitk.ReadImage(str(CT_LABEL))), MODEL_SPACING, is_label=True,
+                     size=image.GetSize())
     x = torch.from_numpy(normalise_intensity(sitk.GetArrayFromImage(image), meta.preprocessing.intensity))
     lookup = np.zeros(256, np.int64)
     lookup[meta.label_values] = np.arange(len(meta.label_values))

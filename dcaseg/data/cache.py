@@ -21,6 +21,7 @@ from .. import __version__
 from ..atomic import atomic_write, write_text_atomic
 from ..errors import InputError
 from .imageio import read_header, read_image
+from .orientation import STANDARD_ORIENTATION, standard_spacing, to_standard_orientation
 from .preprocess import body_bounding_box, normalise_intensity, resample
 
 SOURCE_JSON = "source.json"
@@ -35,6 +36,7 @@ class PreprocessSettings:
     label_values: tuple[int, ...]
     body_crop: bool = True
     modality: str = "CT"
+    orientation: str = STANDARD_ORIENTATION  # arrays are stored in these axes, whatever the file's
 
     def fingerprint(self) -> str:
         """Short hash of the settings and the engine version: the cache folder's name."""
@@ -52,8 +54,9 @@ class CachedCase:
 
 
 def median_spacing(image_paths: Iterable[Path], min_spacing: Sequence[float] | None = None) -> tuple[float, float, float]:
-    """Median (x, y, z) spacing of the images (headers only), each axis at least ``min_spacing``."""
-    spacings = np.array([read_header(p).spacing for p in image_paths], dtype=float)
+    """Median (x, y, z) spacing of the images in LPS axis order (headers only), each axis at least ``min_spacing``."""
+    headers = [read_header(p) for p in image_paths]
+    spacings = np.array([standard_spacing(h.spacing, h.direction) for h in headers], dtype=float)
     if spacings.size == 0:
         raise InputError("no images to take a median spacing from")
     median = np.median(spacings, axis=0)
@@ -120,19 +123,21 @@ class PreprocessCache:
 
     def _preprocess(self, image_path: Path, label_path: Path | None) -> tuple[np.ndarray, np.ndarray | None]:
         settings = self.settings
-        image = read_image(image_path)
+        original = read_image(image_path)
+        image = to_standard_orientation(original)
         resampled = resample(image, settings.target_spacing)
         raw = sitk.GetArrayFromImage(resampled).astype(np.float32, copy=False)
         label_array = None
         if label_path is not None:
             label = read_image(label_path)
-            if label.GetSize() != image.GetSize():
+            if label.GetSize() != original.GetSize():
                 raise InputError(f"{label_path}: label size {label.GetSize()} differs from its image "
-                                 f"{image.GetSize()} ({image_path.name})")
-            if not _close_geometry(label, image):
+                                 f"{original.GetSize()} ({image_path.name})")
+            if not _close_geometry(label, original):
                 raise InputError(f"{label_path}: label geometry (spacing, origin or direction) differs "
                                  f"from its image {image_path.name}")
-            label.CopyInformation(image)
+            label.CopyInformation(original)
+            label = to_standard_orientation(label)
             label_array = sitk.GetArrayFromImage(resample(label, settings.target_spacing, is_label=True,
                                                           size=resampled.GetSize()))
             label_array = self._to_channels(label_array, label_path)

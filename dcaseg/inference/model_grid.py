@@ -1,9 +1,11 @@
-"""Moving a volume onto the model's grid (body crop, spacing, intensity) and results back exactly.
+"""Moving a volume onto the model's grid (orientation, body crop, spacing, intensity) and results back exactly.
 
-The model grid keeps the input's direction and starts at the input's first voxel; its size is
-chosen so that its voxel centres span every input voxel centre, which makes the way back an
-interpolation, never an extrapolation. The body crop takes a window-aligned part of that grid. Results return with ``sitk.Resample`` onto the input
-image itself, so they have exactly its size, spacing, origin and direction.
+The model grid has the input's axes permuted and flipped to LPS (``data.orientation``), so the
+network always sees one orientation. It starts at the reoriented input's first voxel, and its
+size is chosen so that its voxel centres span every input voxel centre, which makes the way back
+an interpolation, never an extrapolation. The body crop takes a window-aligned part of that
+grid. Results return with ``sitk.Resample`` onto the input image itself, so they have exactly
+its size, spacing, origin and direction.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from ..data.orientation import to_standard_orientation
 from ..data.preprocess import body_bounding_box, normalise_intensity
 from ..package import Preprocessing
 from .sliding_window import axis_window_starts
@@ -84,12 +87,13 @@ def window_aligned(start: int, stop: int, length: int, patch: int, overlap: floa
 
 def to_model_grid(image: sitk.Image, preprocessing: Preprocessing, body_crop: bool,
                   overlap: float = 0.5) -> tuple[ModelGridVolume, str | None]:
-    """Resample and normalise ``image`` onto the model grid; also return a warning or None.
+    """Reorient (LPS axes), resample and normalise ``image`` onto the model grid; also return a warning or None.
 
     With ``body_crop`` the grid keeps only the windows (at ``overlap``) that touch the body's
     bounding box: inside the body the result is the whole volume's, from fewer windows.
     """
     warning = None
+    image = to_standard_orientation(image)
     spacing = tuple(float(s) for s in preprocessing.target_spacing)
     size = covering_size(image, spacing)
     first, count = (0, 0, 0), size

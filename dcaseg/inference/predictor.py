@@ -1,6 +1,7 @@
 """The predictor: load a model once, then segment many volumes in their own exact geometry.
 
-Steps per volume: read → crop to the body (CT) → resample to the model's spacing and normalise →
+Steps per volume: read → reorient to LPS axes → crop to the body (CT) → resample to the model's
+spacing and normalise →
 sliding windows with Gaussian weights (labels, attention, fused logits blended on the device) →
 argmax on the device → back onto the input grid (exact size, spacing, origin, direction).
 """

@@ -1,0 +1,39 @@
+"""One array orientation for the network: LPS, ITK's and DICOM's own (the phantom's too).
+
+A NIfTI in RAS and a DICOM series in LPS of the same patient hold mirrored arrays. A network
+that saw one during training would take the other's right kidney for the left one, so every
+volume is permuted and flipped to the closest LPS axes before training and prediction (no
+resampling: the voxels are the same), and predictions go back to the input's own grid.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import SimpleITK as sitk
+
+STANDARD_ORIENTATION = "LPS"
+
+
+def orientation_code(direction: Sequence[float]) -> str:
+    """Three letters naming where each array axis points (ITK/DICOM convention: ``LPS`` = identity)."""
+    return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines([float(d) for d in direction])
+
+
+def to_standard_orientation(image: sitk.Image) -> sitk.Image:
+    """``image`` with its axes permuted and flipped to the closest LPS ones (itself if already LPS)."""
+    if orientation_code(image.GetDirection()) == STANDARD_ORIENTATION:
+        return image
+    return sitk.DICOMOrient(image, STANDARD_ORIENTATION)
+
+
+def standard_axis_order(direction: Sequence[float]) -> tuple[int, int, int]:
+    """For each LPS axis (x, y, z), the input axis that becomes it (ITK's own rule, on a 1×2×3 probe)."""
+    probe = sitk.Image([1, 2, 3], sitk.sitkUInt8)
+    probe.SetDirection([float(d) for d in direction])
+    sizes = to_standard_orientation(probe).GetSize()
+    return tuple(n - 1 for n in sizes)  # type: ignore[return-value]
+
+
+def standard_spacing(spacing: Sequence[float], direction: Sequence[float]) -> tuple[float, float, float]:
+    """The voxel spacing (x, y, z) an image of ``spacing`` and ``direction`` has once in LPS order."""
+    return tuple(float(spacing[axis]) for axis in standard_axis_order(direction))  # type: ignore[return-value]
