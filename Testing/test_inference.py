@@ -238,7 +238,7 @@ def write_dicom_series(image: sitk.Image, folder) -> None:
 def test_model_grid_covers_every_input_voxel_centre():
     image = sitk.Image([512, 512, 97], sitk.sitkInt16)
     image.SetSpacing((0.78, 0.78, 2.5))
-    size = covering_size(image, (1.5, 1.5, 3.0))
+    size = covering_size(image.GetSize(), image.GetSpacing(), (1.5, 1.5, 3.0))
     for n, s, t, m in zip(image.GetSize(), image.GetSpacing(), (1.5, 1.5, 3.0), size):
         assert (m - 1) * t >= (n - 1) * s - 1e-6 > (m - 2) * t
 

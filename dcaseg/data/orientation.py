@@ -8,7 +8,9 @@ resampling: the voxels are the same), and predictions go back to the input's own
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import SimpleITK as sitk
 
 STANDARD_ORIENTATION = "LPS"
@@ -37,3 +39,38 @@ def standard_axis_order(direction: Sequence[float]) -> tuple[int, int, int]:
 def standard_spacing(spacing: Sequence[float], direction: Sequence[float]) -> tuple[float, float, float]:
     """The voxel spacing (x, y, z) an image of ``spacing`` and ``direction`` has once in LPS order."""
     return tuple(float(spacing[axis]) for axis in standard_axis_order(direction))  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class LpsView:
+    """Where an image's voxels lie once its axes are in LPS order, found without copying them.
+
+    ``axes[k]`` is the input axis that becomes LPS axis k, reversed where ``flipped[k]``; size,
+    spacing, origin and direction (x, y, z) are those ``sitk.DICOMOrient(image, "LPS")`` would give.
+    """
+
+    size: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: tuple[float, ...]
+    axes: tuple[int, int, int]
+    flipped: tuple[bool, bool, bool]
+
+    def index_range(self, axis: int, start: int, stop: int) -> tuple[int, int]:
+        """The index range ``[start, stop)`` of input axis ``self.axes[axis]`` on LPS axis ``axis``."""
+        if self.flipped[axis]:
+            return self.size[axis] - stop, self.size[axis] - start
+        return start, stop
+
+
+def lps_view(image: sitk.Image) -> LpsView:
+    """``image``'s geometry in LPS axis order (see ``LpsView``)."""
+    axes = standard_axis_order(image.GetDirection())
+    matrix = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+    flipped = tuple(bool(matrix[k, axes[k]] < 0) for k in range(3))
+    corner = [0, 0, 0]
+    for k, axis in enumerate(axes):
+        corner[axis] = image.GetSize()[axis] - 1 if flipped[k] else 0
+    columns = np.stack([matrix[:, axis] * (-1.0 if flip else 1.0) for axis, flip in zip(axes, flipped)], axis=1)
+    return LpsView(tuple(image.GetSize()[a] for a in axes), tuple(image.GetSpacing()[a] for a in axes),  # type: ignore[arg-type]
+                   image.TransformIndexToPhysicalPoint(corner), tuple(columns.ravel().tolist()), axes, flipped)  # type: ignore[arg-type]

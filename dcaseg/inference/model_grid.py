@@ -1,7 +1,8 @@
 """Moving a volume onto the model's grid (orientation, body crop, spacing, intensity) and results back exactly.
 
-The model grid has the input's axes permuted and flipped to LPS (``data.orientation``), so the
-network always sees one orientation. It starts at the reoriented input's first voxel, and its
+The model grid has the input's axes permuted and flipped to LPS (``data.orientation``; the
+voxels are resampled straight onto it, never copied), so the network always sees one
+orientation. It starts at the reoriented input's first voxel, and its
 size is chosen so that its voxel centres span every input voxel centre, which makes the way back
 an interpolation, never an extrapolation. The body crop takes a window-aligned part of that
 grid. Results return with ``sitk.Resample`` onto the input image itself, so they have exactly
@@ -10,12 +11,13 @@ its size, spacing, origin and direction.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
 
-from ..data.orientation import to_standard_orientation
+from ..data.orientation import LpsView, lps_view
 from ..data.preprocess import body_bounding_box, normalise_intensity
 from ..package import Preprocessing
 from .sliding_window import axis_window_starts
@@ -50,25 +52,26 @@ class ModelGridVolume:
         return result
 
 
-def covering_size(image: sitk.Image, spacing: tuple[float, ...]) -> tuple[int, ...]:
-    """Voxels per axis at ``spacing`` whose centres, from the same first centre, reach the last input centre."""
-    return tuple(math.ceil((n - 1) * s / t - 1e-6) + 1
-                 for n, s, t in zip(image.GetSize(), image.GetSpacing(), spacing))
+def covering_size(size: Sequence[int], spacing: Sequence[float], target: Sequence[float]) -> tuple[int, ...]:
+    """Voxels per axis at ``target`` spacing whose centres, from the same first centre, reach the last input centre."""
+    return tuple(math.ceil((n - 1) * s / t - 1e-6) + 1 for n, s, t in zip(size, spacing, target))
 
 
-def body_range_on_grid(image: sitk.Image, spacing: tuple[float, ...],
+def body_range_on_grid(image: sitk.Image, view: LpsView, spacing: tuple[float, ...],
                        size: tuple[int, ...]) -> tuple[tuple[int, int], ...] | None:
-    """Index ranges (x, y, z; stop exclusive) of a model grid of ``size`` at ``spacing`` that hold the body.
+    """Index ranges (LPS x, y, z; stop exclusive) of a model grid of ``size`` at ``spacing`` that hold the body.
 
-    The grid starts at the input's first voxel centre; None if no voxel is body (HU > -500).
+    The grid starts at the first voxel centre of ``view``; None if no voxel is body (HU > -500).
     """
     box = body_bounding_box(sitk.GetArrayViewFromImage(image))
     if box is None:
         return None
+    input_ranges = [(b.start, b.stop) for b in reversed(box)]  # input axes x, y, z
     ranges = []
-    for axis_box, s, t, n in zip(reversed(box), image.GetSpacing(), spacing, size):
-        low = math.floor(axis_box.start * s / t + 1e-6)
-        high = math.ceil((axis_box.stop - 1) * s / t - 1e-6) + 1
+    for k, (s, t, n) in enumerate(zip(view.spacing, spacing, size)):
+        first, stop = view.index_range(k, *input_ranges[view.axes[k]])
+        low = math.floor(first * s / t + 1e-6)
+        high = math.ceil((stop - 1) * s / t - 1e-6) + 1
         ranges.append((max(0, low), min(n, high)))
     return tuple(ranges)
 
@@ -93,12 +96,12 @@ def to_model_grid(image: sitk.Image, preprocessing: Preprocessing, body_crop: bo
     bounding box: inside the body the result is the whole volume's, from fewer windows.
     """
     warning = None
-    image = to_standard_orientation(image)
+    view = lps_view(image)
     spacing = tuple(float(s) for s in preprocessing.target_spacing)
-    size = covering_size(image, spacing)
+    size = covering_size(view.size, view.spacing, spacing)
     first, count = (0, 0, 0), size
     if body_crop:
-        body = body_range_on_grid(image, spacing, size)
+        body = body_range_on_grid(image, view, spacing, size)
         if body is None:
             warning = ("no voxel above -500 HU, so no body to crop to (is this a CT in Hounsfield units?); "
                        "segmenting the whole volume")
@@ -106,14 +109,14 @@ def to_model_grid(image: sitk.Image, preprocessing: Preprocessing, body_crop: bo
             spans = [window_aligned(a, b, n, p, overlap)
                      for (a, b), n, p in zip(body, size, preprocessing.patch_size)]
             first, count = tuple(a for a, _ in spans), tuple(b - a for a, b in spans)
-    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
-    origin = np.asarray(image.GetOrigin(), dtype=float) + direction @ (np.asarray(first) * np.asarray(spacing))
+    direction = np.asarray(view.direction, dtype=float).reshape(3, 3)
+    origin = np.asarray(view.origin, dtype=float) + direction @ (np.asarray(first) * np.asarray(spacing))
     outside = float(sitk.GetArrayViewFromImage(image).min())
     resampled = sitk.Resample(image, [int(n) for n in count], sitk.Transform(), sitk.sitkLinear,
-                              tuple(origin.tolist()), spacing, image.GetDirection(), outside, sitk.sitkFloat32)
+                              tuple(origin.tolist()), spacing, view.direction, outside, sitk.sitkFloat32)
     array = normalise_intensity(sitk.GetArrayViewFromImage(resampled), preprocessing.intensity)
     placement = tuple((a, n - a - c) for a, n, c in zip(reversed(first), reversed(size), reversed(count)))
-    grid = ModelGridVolume(np.ascontiguousarray(array), image.GetOrigin(), spacing, image.GetDirection(), placement)
+    grid = ModelGridVolume(np.ascontiguousarray(array), view.origin, spacing, view.direction, placement)
     return grid, warning
 
 
