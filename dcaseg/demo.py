@@ -7,7 +7,6 @@ package), ``segmentations/`` and the intermediate ``data/``, ``test/``, ``run/``
 """
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import time
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .atomic import write_json_atomic, write_text_atomic
 from .data.imageio import read_image, write_image_atomic
 from .data.phantom import make_phantom
 from .errors import InputError
@@ -64,7 +64,7 @@ def _fresh_output(out: Path) -> None:
             raise InputError(f"{out}: exists and is not an earlier demo folder; choose another --out")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text(json.dumps({"engine_version": __version__, "status": "running"}))
+    write_json_atomic(out / MARKER, {"engine_version": __version__, "status": "running"})
 
 
 def default_processes(device: str) -> int:
@@ -171,8 +171,8 @@ def run_demo(settings: DemoSettings, reporter: Reporter | None = None) -> dict[s
                            "segmenting": round(segment_s, 1)}}
     _write_report(out, meta, metrics, events, predictions)
     metrics["seconds"]["total"] = round(time.perf_counter() - started, 1)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    (out / MARKER).write_text(json.dumps({"engine_version": __version__, "status": "done"}))
+    write_json_atomic(out / "metrics.json", metrics)
+    write_json_atomic(out / MARKER, {"engine_version": __version__, "status": "done"})
     reporter.emit("done", outputs={"report": str(out / "report.md"), "metrics": str(out / "metrics.json"),
                                    "model": str(out / "model")}, mean_dice=mean_dice, group_dice=group_dice)
     return metrics
@@ -208,7 +208,7 @@ def _write_report(out: Path, meta, metrics: dict[str, Any], events: list[dict], 
              "## Training", "", "![training](training.png)", "",
              "## Segmentation and attention maps", ""]
     lines += [f"![{p.stem}]({p.as_posix()})" for p in overlays]
-    (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text_atomic(out / "report.md", "\n".join(lines) + "\n")
 
 
 def _summarise(per_organ: dict[str, list[float]], meta: ModelMeta) -> dict[str, Any]:
