@@ -6,8 +6,10 @@ Tests import from here, never from ``conftest`` (two conftest modules exist, so 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from dcaseg.anatomy import organ_color
@@ -40,3 +42,12 @@ def random_network(architecture: ArchitectureConfig) -> DCANet:
         for decoder in [network.aggregator, *network.experts.values()]:
             decoder.out_conv.bias.zero_()
     return network
+
+
+def rotation(axis_angles: tuple[float, float, float], flip: tuple[int, int, int] = (1, 1, 1)) -> tuple[float, ...]:
+    """A direction matrix (row-major) from rotations about x, y, z (radians) and per-axis flips."""
+    ax, ay, az = axis_angles
+    rx = np.array([[1, 0, 0], [0, math.cos(ax), -math.sin(ax)], [0, math.sin(ax), math.cos(ax)]])
+    ry = np.array([[math.cos(ay), 0, math.sin(ay)], [0, 1, 0], [-math.sin(ay), 0, math.cos(ay)]])
+    rz = np.array([[math.cos(az), -math.sin(az), 0], [math.sin(az), math.cos(az), 0], [0, 0, 1]])
+    return tuple((rz @ ry @ rx @ np.diag(flip)).ravel())

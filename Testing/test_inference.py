@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-from support import REALCT_IMAGE, tiny_model_meta
+from support import REALCT_IMAGE, rotation, tiny_model_meta
 from monai.data.utils import compute_importance_map, dense_patch_slices
 from monai.inferers import sliding_window_inference
 
@@ -29,15 +29,6 @@ ORGAN_VALUE = 6
 
 def geometry(image: sitk.Image) -> tuple:
     return image.GetSize(), image.GetSpacing(), image.GetOrigin(), image.GetDirection()
-
-
-def rotation(axis_angles: tuple[float, float, float], flip: tuple[int, int, int] = (1, 1, 1)) -> tuple[float, ...]:
-    """A direction matrix (row-major) from rotations about x, y, z (radians) and per-axis flips."""
-    ax, ay, az = axis_angles
-    rx = np.array([[1, 0, 0], [0, math.cos(ax), -math.sin(ax)], [0, math.sin(ax), math.cos(ax)]])
-    ry = np.array([[math.cos(ay), 0, math.sin(ay)], [0, 1, 0], [-math.sin(ay), 0, math.cos(ay)]])
-    rz = np.array([[math.cos(az), -math.sin(az), 0], [math.sin(az), math.cos(az), 0], [0, 0, 1]])
-    return tuple((rz @ ry @ rx @ np.diag(flip)).ravel())
 
 
 def phantom(size, spacing, direction, origin, centre, radius=14.0) -> sitk.Image:

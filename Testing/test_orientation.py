@@ -1,21 +1,12 @@
 """LPS orientation: the view computed from the header matches what SimpleITK's DICOMOrient does."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from support import rotation
 
 from dcaseg.data.orientation import lps_view, standard_spacing, to_standard_orientation
-
-
-def rotation(angles: tuple[float, float, float], flip: tuple[int, int, int] = (1, 1, 1)) -> tuple[float, ...]:
-    ax, ay, az = angles
-    rx = np.array([[1, 0, 0], [0, math.cos(ax), -math.sin(ax)], [0, math.sin(ax), math.cos(ax)]])
-    ry = np.array([[math.cos(ay), 0, math.sin(ay)], [0, 1, 0], [-math.sin(ay), 0, math.cos(ay)]])
-    rz = np.array([[math.cos(az), -math.sin(az), 0], [math.sin(az), math.cos(az), 0], [0, 0, 1]])
-    return tuple((rz @ ry @ rx @ np.diag(flip)).ravel())
 
 
 @pytest.mark.parametrize("direction", [
