@@ -57,8 +57,9 @@ def test_run_folder_holds_config_split_events_checkpoint_and_model(trained: tupl
 
 
 def test_model_records_provenance_and_the_runs_grouping(trained: tuple[Path, Path, str]) -> None:
-    _, run, _ = trained
+    data, run, _ = trained
     meta = load_package(run / "model").meta
+    assert meta.name == f"DCA {data.name} ({run.name})"  # retrains on one dataset get told apart
     training = meta.training
     assert training["preset"] == "tiny" and training["iterations"] in (2, 4)
     assert len(training["data_fingerprint"]) == 16 and training["engine_version"] and training["date"]

@@ -212,7 +212,9 @@ class Trainer:
                     "engine_version": __version__}
         if plan.initial is not None:
             training["initialised_from"] = str(plan.initial.source)
-        return ModelMeta(name=f"DCA {Path(plan.data).name}", architecture=plan.architecture,
+        # The run folder in the name tells apart the models of several runs (retrains) on one dataset.
+        return ModelMeta(name=f"DCA {Path(plan.data).name} ({Path(self.request.run).name})",
+                         architecture=plan.architecture,
                          classes=plan.classes, groups=plan.groups, preprocessing=plan.preprocessing,
                          description=f"DCA trained by dcaseg {__version__} on {Path(plan.data).name}",
                          training=training, output=output)
