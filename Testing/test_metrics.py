@@ -13,7 +13,7 @@ import SimpleITK as sitk
 from scipy.spatial.distance import cdist
 
 from dcaseg.errors import InputError
-from dcaseg.metrics import (ABSENT_IN_BOTH, MISSING_IN_PREDICTION, MISSING_IN_REFERENCE, OK,
+from dcaseg.metrics import (ABSENT_IN_BOTH, MISSING_IN_PREDICTION, MISSING_IN_REFERENCE, OK, dice_per_organ,
                             evaluate_arrays, evaluate_pair, mean_dice, score_masks)
 
 REALCT = Path(__file__).parent / "Data" / "realct"
@@ -234,3 +234,8 @@ def test_evaluate_cli_refuses_mismatched_grids_naming_both_files(real_case_folde
     assert result.stderr.count("\n") == 1
     assert "case_a.nii.gz" in result.stderr and "gt/case_a.nii.gz" in result.stderr
     assert "size (122, 101, 112) vs (122, 101, 30)" in result.stderr
+
+
+def test_dice_per_organ_averages_the_cases_that_scored_each_organ():
+    assert dice_per_organ({"liver": [0.9, 0.8], "adrenal_gland_left": [0.123456], "esophagus": []}) == {
+        "liver": 0.85, "adrenal_gland_left": 0.1235}

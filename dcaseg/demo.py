@@ -26,7 +26,7 @@ from .grouping import count_voxels
 from .inference import Predictor
 from .inference.devices import usable_cores
 from .labelsplit import GROUP_NAMES
-from .metrics import evaluate_pair
+from .metrics import dice_per_organ, evaluate_pair, finite_mean
 from .package import ModelMeta, load_package
 from .report import dice_table, grouping_chart, overlay_slices, pick_slices, training_curves
 from .training.config import preset
@@ -214,14 +214,15 @@ def _write_report(out: Path, meta, metrics: dict[str, Any], events: list[dict], 
 def _summarise(per_organ: dict[str, list[float]], meta: ModelMeta) -> dict[str, Any]:
     """Mean Dice per organ over the cases, per group and overall."""
     names = meta.class_names
-    dice = {names[v]: round(float(np.mean(per_organ[names[v]])), 4) for v in sorted(names) if names[v] in per_organ}
+    scored = dice_per_organ(per_organ)
+    dice = {names[v]: scored[names[v]] for v in sorted(names) if names[v] in scored}
     group_dice = {g: _mean([dice.get(names[v]) for v in meta.groups[g]]) for g in GROUP_NAMES}
     return {"mean_dice": _mean(list(dice.values())), "group_dice": group_dice, "dice": dice}
 
 
 def _mean(values: list[float | None]) -> float | None:
-    kept = [v for v in values if v is not None]
-    return round(float(np.mean(kept)), 4) if kept else None
+    mean = finite_mean(values)
+    return round(mean, 4) if mean is not None else None
 
 
 def _median(values: list[float]) -> float | None:

@@ -119,6 +119,11 @@ def finite_mean(values: list[float | None]) -> float | None:
     return float(np.mean(kept)) if kept else None
 
 
+def dice_per_organ(per_case: Mapping[str, list[float]]) -> dict[str, float]:
+    """Each organ's Dice averaged over the cases that scored it (4 decimals)."""
+    return {organ: round(float(np.mean(values)), 4) for organ, values in per_case.items() if values}
+
+
 def check_same_geometry(pred: sitk.Image, ref: sitk.Image, pred_name: str, ref_name: str) -> None:
     """Raise ``InputError`` unless both images share size, spacing, origin and direction."""
     problem = None

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import numpy as np
 import SimpleITK as sitk
 import torch
 
 from ..data.imageio import read_image
 from ..inference import Predictor
-from ..metrics import evaluate_pair
+from ..metrics import dice_per_organ, evaluate_pair, finite_mean
 from ..nets import DCANet
 from ..package import ModelMeta
 from .plan import TrainingPlan
@@ -82,6 +81,7 @@ class Validator:
         return ValidationResult(dice, mean, *_summarise(scores["experts_fused"]))
 
 
-def _summarise(per_organ: dict[str, list[float]]) -> tuple[dict[str, float], float]:
-    dice = {organ: round(float(np.mean(v)), 4) for organ, v in per_organ.items()}
-    return dice, round(float(np.mean(list(dice.values()))), 4) if dice else 0.0
+def _summarise(per_case: dict[str, list[float]]) -> tuple[dict[str, float], float]:
+    dice = dice_per_organ(per_case)
+    mean = finite_mean(list(dice.values()))
+    return dice, round(mean, 4) if mean is not None else 0.0
