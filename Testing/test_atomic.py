@@ -10,6 +10,7 @@ import pytest
 
 from dcaseg import atomic
 from dcaseg.atomic import atomic_write, write_json_atomic, write_text_atomic
+from dcaseg.errors import InputError
 
 
 def test_a_write_replaces_the_file_and_leaves_nothing_else(tmp_path: Path):
@@ -37,3 +38,10 @@ def test_a_new_file_gets_the_usual_permissions_and_a_replaced_one_keeps_its_own(
     os.chmod(fresh, 0o640)
     write_text_atomic(fresh, "y")
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o640
+
+
+def test_a_write_the_system_refuses_is_a_one_line_error_naming_the_file(tmp_path: Path):
+    blocker = write_text_atomic(tmp_path / "not-a-folder", "x")  # a file where a folder should be
+    with pytest.raises(InputError, match=r"^cannot write .*not-a-folder/run\.json: "):
+        write_json_atomic(blocker / "run.json", {"a": 1})
+    assert [p.name for p in tmp_path.iterdir()] == ["not-a-folder"]

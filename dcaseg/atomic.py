@@ -2,6 +2,7 @@
 
 A reader sees the old file or the new one, never half of one; a failed write (full disk, killed
 process, error while serialising) leaves the old file as it was and no temporary file behind.
+An operating-system failure (full disk, no permission) is an ``InputError`` naming the file.
 """
 from __future__ import annotations
 
@@ -32,8 +33,11 @@ def _mode_for(path: Path) -> int:
 def atomic_write(path: str | Path, binary: bool = False) -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path`` for writing; on a clean exit it replaces ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise _cannot_write(path, error) from None
     try:
         with (os.fdopen(handle, "wb") if binary else os.fdopen(handle, "w", encoding="utf-8", newline="")) as stream:
             yield stream
@@ -41,6 +45,9 @@ def atomic_write(path: str | Path, binary: bool = False) -> Iterator[IO[Any]]:
             os.fsync(stream.fileno())
         os.chmod(temp_name, _mode_for(path))
         os.replace(temp_name, path)
+    except OSError as error:
+        Path(temp_name).unlink(missing_ok=True)
+        raise _cannot_write(path, error) from None
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
@@ -58,6 +65,5 @@ def write_json_atomic(path: str | Path, data: Any, indent: int = 2) -> Path:
     return write_text_atomic(path, json.dumps(data, indent=indent) + "\n")
 
 
-def cannot_write(path: str | Path, error: OSError) -> InputError:
-    """The one-line error for a file that could not be written."""
+def _cannot_write(path: Path, error: OSError) -> InputError:
     return InputError(f"cannot write {path}: {error.strerror or error}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dcaseg.atomic import cannot_write, write_json_atomic
+from dcaseg.atomic import write_json_atomic
 from dcaseg.errors import InputError
 
 SPLIT_FILE = "split.json"
@@ -33,10 +33,7 @@ def read_split(run_dir: str | Path) -> dict[str, list[str]]:
 def write_split(run_dir: str | Path, split: dict) -> Path:
     """Write ``split`` to ``run_dir/split.json`` atomically (temporary file, then rename)."""
     path = Path(run_dir) / SPLIT_FILE
-    try:
-        return write_json_atomic(path, split)
-    except OSError as error:
-        raise cannot_write(path, error) from None
+    return write_json_atomic(path, split)
 
 
 def mark_case_labeled(run_dir: str | Path, case_id: str, role: str = "labeled") -> str:

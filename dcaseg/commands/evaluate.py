@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..atomic import cannot_write, write_text_atomic
+from ..atomic import write_text_atomic
 from ..data.imageio import case_id_from_file, image_extension, read_image
 from ..errors import InputError
 from ..events import reporter_for
@@ -162,11 +162,7 @@ def write_csv_atomic(path: Path, cases: Mapping) -> None:
         for name, (value, score) in organs.items():
             row = score.to_dict()
             writer.writerow([case, value, name] + ["" if row[k] is None else row[k] for k in CSV_COLUMNS[3:]])
-    path = Path(path)
-    try:
-        write_text_atomic(path, buffer.getvalue())
-    except OSError as error:
-        raise cannot_write(path, error) from None
+    write_text_atomic(path, buffer.getvalue())
 
 
 def _case_files(path: Path, role: str) -> dict[str, Path]:

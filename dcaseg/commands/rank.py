@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ..active_learning import SCORES, CaseScore, rank, score_volumes
-from ..atomic import cannot_write, write_json_atomic
+from ..atomic import write_json_atomic
 from ..data.dataset import detect_layout, scan_dataset
 from ..data.imageio import image_extension, strip_image_extension
 from ..errors import InputError
@@ -39,10 +39,7 @@ def run(args: argparse.Namespace) -> int:
     ranking = rank(score_volumes(predictor, volumes, reporter), args.score)
     document = {"score": args.score, "model": str(args.model), "cases": [s.to_dict() for s in ranking]}
     if args.out:
-        try:
-            write_json_atomic(args.out, document, indent=1)
-        except OSError as error:
-            raise cannot_write(args.out, error) from None
+        write_json_atomic(args.out, document, indent=1)
     if args.json:
         print(json.dumps(document, indent=1))
     elif args.progress != "jsonl":

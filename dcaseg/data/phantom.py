@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..atomic import cannot_write, write_json_atomic
+from ..atomic import write_json_atomic
 from ..errors import InputError
 from .imageio import write_image_atomic
 from .phantom_anatomy import CLASS_NAMES, ORGANS, REFERENCE_CENTER_Z, REFERENCE_FIELD, body_radius, label_map
@@ -67,10 +67,7 @@ def make_phantom(out: str | Path, cases: int, labeled: int, seed: int,
         write_image_atomic(image, out / "images" / f"{name}.nii.gz")
         if index < labeled:
             write_image_atomic(labels, out / "labels" / f"{name}.nii.gz")
-    try:
-        write_json_atomic(out / "labels.json", {str(v): n for v, n in CLASS_NAMES.items()}, indent=1)
-    except OSError as error:
-        raise cannot_write(out / "labels.json", error) from None
+    write_json_atomic(out / "labels.json", {str(v): n for v, n in CLASS_NAMES.items()}, indent=1)
     return ids
 
 
