@@ -45,7 +45,7 @@ def test_ablation_writes_table_json_and_figure(tmp_path: Path, capsys: pytest.Ca
     report = json.loads((out / "ablation.json").read_text(encoding="utf-8"))
     assert report["settings"]["iterations"] == round(0.015 * DEFAULT_ITERATIONS)
     rows = [(r["section"], r["variant"]) for r in report["rows"]]
-    assert rows == [("components", "vnet-labeled"), ("components", "dca"), ("grouping", "dca"),
+    assert rows == [("components", "vnet-labeled"), ("components", "dca"), ("fusion", "dca"), ("grouping", "dca"),
                     ("architecture", "dca")]
     organs = set(report["organs"])
     assert len(organs) == 13 and {"esophagus", "adrenal_gland_left", "liver"} <= organs
@@ -70,7 +70,7 @@ def test_ablation_writes_table_json_and_figure(tmp_path: Path, capsys: pytest.Ca
     # Calling again (here with fewer variants) reuses the finished runs: nothing is retrained.
     again = run_ablation(out, AblationSettings(budget=0.015, seeds=1, variants=("dca",),
                                                labeled=2, unlabeled=1, test=1), "rerun", "cpu", log=print)
-    assert again["finished_runs"] == 2 and len(again["rows"]) == 4 and "[" not in capsys.readouterr().out
+    assert again["finished_runs"] == 2 and len(again["rows"]) == 5 and "[" not in capsys.readouterr().out
     assert json.loads((out / "results.json").read_text(encoding="utf-8"))["runs"] == results
 
     with pytest.raises(InputError, match="other settings"):

@@ -21,15 +21,37 @@ def test_label_split_keeps_own_classes_compactly_and_zeroes_the_rest():
     assert split["tail"].tolist() == [[0, 0, 0, 1, 0, 0, 0]]
 
 
-def test_logit_concatenation_takes_each_class_from_its_owner_and_averages_background():
-    # logits shaped (batch 1, channels, 1 voxel)
-    head = torch.tensor([[[3.0], [10.0]]])           # bg, class 2
-    medium = torch.tensor([[[6.0], [11.0], [14.0]]])  # bg, class 1, class 4
-    tail = torch.tensor([[[9.0], [13.0]]])           # bg, class 3
-    fused = fuse_expert_logits({"head": head, "medium": medium, "tail": tail}, GROUPS, 5)
-    h, m, t = (torch.log_softmax(x, dim=1)[0, :, 0] for x in (head, medium, tail))
+def _expert_logits() -> dict[str, torch.Tensor]:
+    """Logits shaped (batch 1, channels, 1 voxel): background first, then the expert's classes."""
+    return {"head": torch.tensor([[[3.0], [10.0]]]),             # bg, class 2
+            "medium": torch.tensor([[[6.0], [11.0], [14.0]]]),   # bg, class 1, class 4
+            "tail": torch.tensor([[[9.0], [13.0]]])}             # bg, class 3
+
+
+def test_logit_concatenation_takes_each_class_from_its_owner_and_adds_the_backgrounds():
+    logits = _expert_logits()
+    h, m, t = (torch.log_softmax(x, dim=1)[0, :, 0] for x in logits.values())
+    expected = torch.stack([h[0] + m[0] + t[0], m[1], h[1], t[1], m[2]])
+    assert torch.allclose(fuse_expert_logits(logits, GROUPS, 5)[0, :, 0], expected)
+
+
+def test_the_papers_mean_rule_averages_the_backgrounds():
+    logits = _expert_logits()
+    h, m, t = (torch.log_softmax(x, dim=1)[0, :, 0] for x in logits.values())
     expected = torch.stack([(h[0] + m[0] + t[0]) / 3, m[1], h[1], t[1], m[2]])
-    assert torch.allclose(fused[0, :, 0], expected)
+    assert torch.allclose(fuse_expert_logits(logits, GROUPS, 5, "mean")[0, :, 0], expected)
+    with pytest.raises(ValueError, match="fusion rule"):
+        fuse_expert_logits(logits, GROUPS, 5, "max")
+
+
+def test_an_owner_sure_enough_of_its_class_keeps_the_voxel_only_with_the_sum_rule():
+    # the head expert gives its class 2 probability 0.6; the others are 99.9 % sure the voxel is not theirs
+    sure_not_mine = 6.9  # log(0.999 / 0.001)
+    logits = {"head": torch.tensor([[[0.0], [math.log(0.6 / 0.4)]]]),
+              "medium": torch.tensor([[[sure_not_mine], [0.0], [0.0]]]),
+              "tail": torch.tensor([[[sure_not_mine], [0.0]]])}
+    assert fuse_expert_logits(logits, GROUPS, 5, "sum").argmax(dim=1).item() == 2
+    assert fuse_expert_logits(logits, GROUPS, 5, "mean").argmax(dim=1).item() == 0  # 0.6³ < 0.4
 
 
 def test_fusion_ignores_a_constant_added_to_one_experts_logits():
@@ -39,11 +61,14 @@ def test_fusion_ignores_a_constant_added_to_one_experts_logits():
     assert torch.allclose(fuse_expert_logits(logits, GROUPS, 5), fuse_expert_logits(shifted, GROUPS, 5), atol=1e-5)
 
 
-def test_fusion_without_label_split_averages_the_owners():
+def test_fusion_without_label_split_gives_the_same_labels_by_either_rule():
+    torch.manual_seed(0)
     everyone = {g: [1, 2] for g in ("head", "medium", "tail")}
-    logits = {g: torch.tensor([[[0.0], [float(i)], [2.0 * i]]]) for i, g in enumerate(everyone)}
+    logits = {g: torch.randn(2, 3, 50) for g in everyone}
     expected = torch.stack([torch.log_softmax(x, dim=1) for x in logits.values()]).mean(0)
-    assert torch.allclose(fuse_expert_logits(logits, everyone, 3), expected)
+    mean = fuse_expert_logits(logits, everyone, 3, "mean")
+    assert torch.allclose(mean, expected, atol=1e-6)
+    assert torch.equal(fuse_expert_logits(logits, everyone, 3, "sum").argmax(dim=1), mean.argmax(dim=1))
 
 
 def test_loss_on_a_perfect_prediction_is_near_its_minimum():

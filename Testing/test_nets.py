@@ -89,6 +89,23 @@ def test_config_rejects_classes_owned_by_no_expert():
     assert ArchitectureConfig.from_dict(ArchitectureConfig(5, GROUPS_5).to_dict()) == ArchitectureConfig(5, GROUPS_5)
 
 
+def test_fusion_rule_is_stored_and_packages_from_before_it_keep_the_mean_rule():
+    config = ArchitectureConfig(5, GROUPS_5, n_filters=4)
+    assert config.fusion == "sum" and ArchitectureConfig.from_dict(config.to_dict()).fusion == "sum"
+    written_before = {k: v for k, v in config.to_dict().items() if k != "fusion"}
+    assert ArchitectureConfig.from_dict(written_before).fusion == "mean"
+    with pytest.raises(ValueError, match="unknown fusion rule"):
+        ArchitectureConfig(5, GROUPS_5, fusion="max")
+    torch.manual_seed(0)
+    x = torch.randn(1, 1, 16, 16, 16)
+    sum_net = DCANet(config).eval()
+    mean_net = DCANet(ArchitectureConfig.from_dict(written_before)).eval()
+    mean_net.load_state_dict(sum_net.state_dict())
+    with torch.no_grad():
+        a, b = sum_net(x), mean_net(x)
+    assert torch.equal(a.logits, b.logits) and not torch.allclose(a.fused[:, 0], b.fused[:, 0])
+
+
 def test_instance_norm_option_keeps_the_parameter_count_and_has_no_running_statistics():
     batch = DCANet(ArchitectureConfig(5, GROUPS_5, n_filters=4))
     instance = DCANet(ArchitectureConfig(5, GROUPS_5, n_filters=4, norm="instance"))

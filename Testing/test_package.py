@@ -148,4 +148,4 @@ def test_info_summarises_a_valid_package(package):
     result = subprocess.run([sys.executable, "-m", "dcaseg", "info", str(package)], capture_output=True,
                             text=True, check=True)
     assert "head       liver" in result.stdout and "tail       adrenal_gland_right" in result.stdout
-    assert "output     aggregator" in result.stdout
+    assert "output     aggregator" in result.stdout and "fusion=sum" in result.stdout

@@ -11,6 +11,7 @@ import SimpleITK as sitk
 from dcaseg.cli import main
 from dcaseg.data.imageio import write_image_atomic
 from dcaseg.data.phantom import phantom_case
+from dcaseg.errors import InputError
 from dcaseg.package import load_package
 from dcaseg.training.config import PRESETS, TrainConfig, preset
 from dcaseg.training.trainer import Trainer, TrainRequest
@@ -156,11 +157,16 @@ def test_presets_match_the_paper_and_round_trip() -> None:
     assert paper.lr_at(0) == 0.01 and paper.lr_at(17000) == 0.0
     for config in PRESETS.values():
         assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+        assert config.fusion == "sum"
+    before_fusion = {k: v for k, v in paper.to_dict().items() if k != "fusion"}
+    assert TrainConfig.from_dict(before_fusion).fusion == "mean"  # run folders written before it existed
+    with pytest.raises(InputError, match="fusion"):
+        paper.with_overrides(fusion="max")
 
 
 @pytest.mark.parametrize("variant", [
     {"mode": "vnet"}, {"mode": "vnet", "self_training": True}, {"label_split": False},
-    {"experts": "symmetric", "dfam": False}])
+    {"experts": "symmetric", "dfam": False, "fusion": "mean"}])
 def test_ablation_variants_train_through_the_same_trainer(variant: dict, trained: tuple[Path, Path, str],
                                                           tmp_path: Path) -> None:
     data, _, _ = trained
@@ -177,6 +183,7 @@ def test_ablation_variants_train_through_the_same_trainer(variant: dict, trained
         assert all(sorted(v) == classes for v in meta.architecture.expert_classes.values())
     else:
         assert meta.architecture.experts == "symmetric" and not meta.architecture.dfam
+        assert meta.architecture.fusion == "mean"
 
 
 def test_init_from_a_model_keeps_its_classes_groups_and_starts_from_its_weights(
@@ -184,9 +191,11 @@ def test_init_from_a_model_keeps_its_classes_groups_and_starts_from_its_weights(
     data, run, _ = trained
     source = load_package(run / "model")
     code = main(["train", str(data), "--run", str(tmp_path / "run"), "--init-from", str(run / "model"),
-                 "--preset", "tiny", "--iterations", "1", "--validation-cases", "0", "--progress", "none"])
+                 "--preset", "tiny", "--iterations", "1", "--validation-cases", "0", "--progress", "none",
+                 "--fusion", "mean"])
     assert code == 0
     tuned = load_package(tmp_path / "run" / "model")
+    assert source.meta.architecture.fusion == "sum" and tuned.meta.architecture.fusion == "mean"
     assert tuned.meta.groups == source.meta.groups and tuned.meta.classes == source.meta.classes
     assert tuned.meta.training["initialised_from"] == str(run / "model")
     assert tuned.meta.preprocessing.target_spacing == source.meta.preprocessing.target_spacing

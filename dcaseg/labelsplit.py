@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 GROUP_NAMES = ("head", "medium", "tail")
+FUSION_RULES = ("sum", "mean")  # how logit concatenation combines the experts' backgrounds
 
 
 def split_lookup(owned: Sequence[int], num_classes: int, device: torch.device | None = None) -> Tensor:
@@ -28,18 +29,26 @@ def label_split(target: Tensor, expert_classes: Mapping[str, Sequence[int]],
             for group, owned in expert_classes.items()}
 
 
-def fuse_expert_logits(expert_logits: Mapping[str, Tensor],
-                       expert_classes: Mapping[str, Sequence[int]], num_classes: int) -> Tensor:
+def fuse_expert_logits(expert_logits: Mapping[str, Tensor], expert_classes: Mapping[str, Sequence[int]],
+                       num_classes: int, rule: str = "sum") -> Tensor:
     """Assemble full-class logits from the experts (logit concatenation).
 
-    Each foreground class takes the logit of the expert that owns it (the mean where several
-    experts own it); the background is the mean of all experts' background logits. The logits
-    are each expert's log-softmax (normalised logits): an expert's own prediction is unchanged by
-    a constant added to all its logits, so raw logits of different experts are on no common scale
-    and their concatenation lets that arbitrary offset decide between organs and background. On
-    the demo's experts after 400 steps, raw concatenation kept 9 % of the foreground voxels
-    (held-out mean Dice 0.13); normalised concatenation doubles the Dice (0.26).
+    Each foreground class takes the log-probability of the expert that owns it. Log-softmax, not
+    raw logits: an expert's prediction is unchanged by a constant added to all its logits, so raw
+    logits of different experts share no scale and that arbitrary offset decided between organs
+    and background (the demo's experts after 400 steps kept 9 % of the foreground voxels raw, held-
+    out Dice 0.13; normalised 0.26).
+
+    An expert's background means "none of my classes", so the true background is every expert's
+    background at once. ``rule`` ``sum`` (default) adds the log-probabilities, a product of
+    experts: where one expert claims a voxel and the others are sure it is not theirs, the fused
+    label is that expert's own argmax. ``mean`` divides each channel by its number of owners (the
+    paper's average of the backgrounds): it outvotes an owner less than 68 % sure (p³ < 1 − p) and
+    on the ablation phantom erased a one-organ head expert's liver (validation fused Dice 0.18;
+    0.84 with ``sum``, same weights). Without label-split both rules give the same labels.
     """
+    if rule not in FUSION_RULES:
+        raise ValueError(f"unknown fusion rule {rule!r}; use one of {list(FUSION_RULES)}")
     expert_logits = {g: torch.log_softmax(logits.float(), dim=1) for g, logits in expert_logits.items()}
     first = next(iter(expert_logits.values()))
     shape = (first.shape[0], num_classes, *first.shape[2:])
@@ -52,4 +61,6 @@ def fuse_expert_logits(expert_logits: Mapping[str, Tensor],
     if bool((owners == 0).any()):
         missing = [c for c in range(num_classes) if owners[c] == 0]
         raise ValueError(f"classes {missing} are owned by no expert")
+    if rule == "sum":
+        return fused
     return fused / owners.view(1, -1, *([1] * (fused.dim() - 2)))

@@ -28,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"model      {meta.name} (format {meta.format_version}, engine {meta.engine_version or '?'})")
     if meta.description:
         print(f"           {meta.description}")
-    print(f"network    experts={arch.experts} dfam={arch.dfam} n_filters={arch.n_filters} "
+    fusion = f" fusion={arch.fusion}" if arch.experts != "none" else ""
+    print(f"network    experts={arch.experts} dfam={arch.dfam}{fusion} n_filters={arch.n_filters} "
           f"({n_params / 1e6:.2f} M parameters)")
     print(f"output     {meta.output.replace('_', ' ')} (the head that gives the label map)")
     print(f"classes    {len(meta.classes)}: " + ", ".join(f"{c.value}={c.name}" for c in meta.classes))

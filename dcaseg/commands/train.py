@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..events import reporter_for
+from ..labelsplit import FUSION_RULES
 from ..training.config import PRESETS, preset
 from ..training.distributed import launch
 from ..training.trainer import Trainer, TrainRequest
@@ -27,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iterations", type=int, help="total iterations (overrides the preset)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     parser.add_argument("--seed", type=int, help="random seed (split, sampling, initial weights)")
+    parser.add_argument("--fusion", choices=FUSION_RULES,
+                        help="how expert logits are concatenated: sum (default) or mean (the paper's rule)")
     parser.add_argument("--val-every", type=int, help="validate every N iterations")
     parser.add_argument("--checkpoint-every", type=int, help="write checkpoints/last.pt every N iterations")
     parser.add_argument("--validation-cases", type=int,
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.resume and args.data is None:
         raise InputError("give the dataset folder DATA (only --resume can do without it)")
     overrides = {"iterations": args.iterations, "seed": args.seed, "val_every": args.val_every,
-                 "checkpoint_every": args.checkpoint_every, "validation_cases": args.validation_cases}
+                 "checkpoint_every": args.checkpoint_every, "validation_cases": args.validation_cases, "fusion": args.fusion}
     request = TrainRequest(run=Path(run_dir), config=None if args.resume else preset(args.preset),
                            overrides=overrides, data=args.data, device=args.device, resume=bool(args.resume),
                            init_from=args.init_from, regroup=args.regroup, cache_dir=args.cache_dir)
@@ -75,7 +78,7 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
     if args.regroup:
         argv.append("--regroup")
     options = {"--preset": args.preset, "--iterations": args.iterations, "--device": args.device,
-               "--seed": args.seed, "--val-every": args.val_every, "--checkpoint-every": args.checkpoint_every,
+               "--seed": args.seed, "--fusion": args.fusion, "--val-every": args.val_every, "--checkpoint-every": args.checkpoint_every,
                "--validation-cases": args.validation_cases, "--init-from": args.init_from,
                "--cache-dir": args.cache_dir, "--progress": args.progress}
     for flag, value in options.items():

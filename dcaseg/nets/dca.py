@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 from torch import Tensor, nn
 
-from ..labelsplit import GROUP_NAMES, fuse_expert_logits
+from ..labelsplit import FUSION_RULES, GROUP_NAMES, fuse_expert_logits
 from .blocks import NORMS, count_parameters
 from .dfam import DFAM
 from .vnet import DEPTH, STOCK_DECODER_STAGES, Decoder, Encoder, check_input_size
@@ -30,7 +30,8 @@ class ArchitectureConfig:
     expert owns. ``experts`` picks the expert shapes of ``EXPERT_SHAPES`` or ``"none"`` for the
     single-decoder V-Net baseline; ``dfam=False`` makes the aggregator a plain decoder. ``norm``
     is ``batch`` (the lineage) or ``instance`` (same parameter count; no train/eval statistics gap,
-    which matters for the tiny patches of a CPU demo).
+    which matters for the tiny patches of a CPU demo). ``fusion`` is the logit-concatenation rule
+    (``labelsplit.fuse_expert_logits``); packages written before it was stored used ``mean``.
     """
 
     num_classes: int
@@ -40,6 +41,7 @@ class ArchitectureConfig:
     experts: str = "asymmetric"
     dfam: bool = True
     norm: str = "batch"
+    fusion: str = "sum"
 
     def __post_init__(self) -> None:
         normalised = {g: tuple(int(c) for c in v) for g, v in dict(self.expert_classes).items()}
@@ -50,6 +52,8 @@ class ArchitectureConfig:
             raise ValueError("n_filters and in_channels must be positive")
         if self.norm not in NORMS:
             raise ValueError(f"unknown normalisation {self.norm!r}; use one of {list(NORMS)}")
+        if self.fusion not in FUSION_RULES:
+            raise ValueError(f"unknown fusion rule {self.fusion!r}; use one of {list(FUSION_RULES)}")
         if self.experts == SINGLE_DECODER:
             return
         if self.experts not in EXPERT_SHAPES:
@@ -73,8 +77,8 @@ class ArchitectureConfig:
     @classmethod
     def from_dict(cls, data: Mapping) -> ArchitectureConfig:
         known = {k: data[k] for k in ("num_classes", "expert_classes", "n_filters", "in_channels",
-                                       "experts", "dfam", "norm") if k in data}
-        return cls(**known)
+                                       "experts", "dfam", "norm", "fusion") if k in data}
+        return cls(**{"fusion": "mean", **known})
 
 
 @dataclass
@@ -125,7 +129,8 @@ class DCANet(nn.Module):
             logits, attention = self._aggregate(features, expert_stage_features)
         fused = None
         if with_fused and expert_logits:
-            fused = fuse_expert_logits(expert_logits, self.config.expert_classes, self.config.num_classes)
+            fused = fuse_expert_logits(expert_logits, self.config.expert_classes, self.config.num_classes,
+                                       self.config.fusion)
         return DCAOutput(logits, expert_logits, fused, attention)
 
     def _aggregate(self, features: list[Tensor],

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from ..errors import InputError
+from ..labelsplit import FUSION_RULES
 
 MODES = ("dca", "vnet")
 OPTIMIZERS = ("sgd", "adamw")
@@ -39,6 +40,9 @@ class TrainConfig:
     ``label_split`` False gives every expert all classes (the ablation without Divide).
     ``aggregator_on_labels`` also trains the aggregation decoder on the labeled patches' true
     labels (the paper trains it on pseudo-labels only; a short run needs the extra signal).
+    ``fusion`` is how the experts' logits are concatenated into pseudo-labels (``sum``, or the
+    paper's ``mean``; see ``labelsplit.fuse_expert_logits``); run folders written before it existed
+    used ``mean``.
     ``optimizer`` ``sgd`` is the paper's (momentum, Nesterov); ``adamw`` (betas 0.9/0.999, same
     weight decay and poly decay) converges in the few hundred steps a CPU demo can afford.
     """
@@ -50,6 +54,7 @@ class TrainConfig:
     norm: str = "batch"
     label_split: bool = True
     self_training: bool = False
+    fusion: str = "sum"
     n_filters: int = 16
     patch_size: tuple[int, int, int] = (96, 96, 96)
     labeled_batch: int = 2
@@ -87,6 +92,8 @@ class TrainConfig:
             raise InputError(f"training mode must be one of {list(MODES)}, got {self.mode!r}")
         if self.optimizer not in OPTIMIZERS:
             raise InputError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.fusion not in FUSION_RULES:
+            raise InputError(f"fusion must be one of {list(FUSION_RULES)}, got {self.fusion!r}")
         if any(p <= 0 or p % 16 for p in self.patch_size):
             raise InputError(f"patch size must be positive multiples of 16, got {list(self.patch_size)}")
         if self.iterations < 1 or self.labeled_batch < 1 or self.unlabeled_batch < 0:
@@ -110,7 +117,7 @@ class TrainConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise InputError(f"config.json: unknown training settings {unknown}")
-        values = dict(data)
+        values = {"fusion": "mean", **data}
         values["augment"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v
                                              for k, v in dict(values.get("augment", {})).items()})
         for key in ("patch_size", "target_spacing", "min_spacing"):

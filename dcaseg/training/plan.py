@@ -6,7 +6,7 @@ validate and the same experts own the same classes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +135,8 @@ def _preprocessing(config: TrainConfig, labeled_images: list[Path], initial: Mod
 
 def _architecture(config: TrainConfig, classes: list[ClassInfo], groups: dict[str, list[int]],
                   initial: ModelPackage | None) -> ArchitectureConfig:
-    if initial is not None:
-        return initial.meta.architecture
+    if initial is not None:  # the starting model's network; the run's config decides the fusion rule
+        return replace(initial.meta.architecture, fusion=config.fusion)
     num_classes = len(classes) + 1
     if config.mode == "vnet":
         return ArchitectureConfig(num_classes, {}, config.n_filters, experts=SINGLE_DECODER, dfam=False,
@@ -146,4 +146,4 @@ def _architecture(config: TrainConfig, classes: list[ClassInfo], groups: dict[st
     else:
         expert_classes = {g: list(range(1, num_classes)) for g in GROUP_NAMES}
     return ArchitectureConfig(num_classes, expert_classes, config.n_filters, experts=config.experts, dfam=config.dfam,
-                              norm=config.norm)
+                              norm=config.norm, fusion=config.fusion)
