@@ -11,7 +11,7 @@ from ..data.dataset import detect_layout, scan_dataset
 from ..data.imageio import image_extension, strip_image_extension
 from ..errors import InputError
 from ..events import Reporter, reporter_for
-from ..inference.predictor import DEFAULT_OVERLAP, Predictor
+from ..inference import DEFAULT_OVERLAP, Predictor
 
 HELP = "rank unlabeled cases by the model's uncertainty (experts vs aggregator disagreement, or entropy)"
 

@@ -1,4 +1,5 @@
 """Inference: sliding-window prediction of labels, attention maps and probabilities in the input's geometry."""
-from .predictor import DEFAULT_OVERLAP, Prediction, Predictor
+from .predictor import Prediction, Predictor
+from .sliding_window import DEFAULT_OVERLAP
 
 __all__ = ["DEFAULT_OVERLAP", "Prediction", "Predictor"]

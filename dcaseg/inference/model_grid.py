@@ -20,7 +20,7 @@ import SimpleITK as sitk
 from ..data.orientation import LpsView, lps_view
 from ..data.preprocess import body_bounding_box, normalise_intensity
 from ..package import Preprocessing
-from .sliding_window import axis_window_starts
+from .sliding_window import DEFAULT_OVERLAP, axis_window_starts
 
 
 @dataclass
@@ -89,7 +89,7 @@ def window_aligned(start: int, stop: int, length: int, patch: int, overlap: floa
 
 
 def to_model_grid(image: sitk.Image, preprocessing: Preprocessing, body_crop: bool,
-                  overlap: float = 0.5) -> tuple[ModelGridVolume, str | None]:
+                  overlap: float = DEFAULT_OVERLAP) -> tuple[ModelGridVolume, str | None]:
     """Reorient (LPS axes), resample and normalise ``image`` onto the model grid; also return a warning or None.
 
     With ``body_crop`` the grid keeps only the windows (at ``overlap``) that touch the body's

@@ -27,9 +27,8 @@ from .devices import (PRECISIONS, autocast_dtype, default_windows_per_batch, fre
                       uses_channels_last)
 from .fallback import ExecutionPlan, run_with_fallback
 from .model_grid import ModelGridVolume, restore, to_model_grid
-from .sliding_window import gaussian_weights, plan_windows, stitch_windows
+from .sliding_window import DEFAULT_OVERLAP, gaussian_weights, plan_windows, stitch_windows
 
-DEFAULT_OVERLAP = 0.5
 DEVICE_MEMORY_SHARE = 0.5  # accumulate on the GPU only if the buffers take at most this share of free memory
 
 

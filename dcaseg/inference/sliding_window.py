@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+DEFAULT_OVERLAP = 0.5  # fraction of a window shared with its neighbour
 GAUSSIAN_SIGMA_SCALE = 0.125
 MIN_WEIGHT = 1e-3
 
