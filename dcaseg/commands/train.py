@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.resume and args.data is None:
         raise InputError("give the dataset folder DATA (only --resume can do without it)")
     overrides = {"iterations": args.iterations, "seed": args.seed, "val_every": args.val_every,
-                 "checkpoint_every": args.checkpoint_every, "validation_cases": args.validation_cases, "fusion": args.fusion}
+                 "checkpoint_every": args.checkpoint_every, "validation_cases": args.validation_cases,
+                 "fusion": args.fusion}
     request = TrainRequest(run=Path(run_dir), config=None if args.resume else preset(args.preset),
                            overrides=overrides, data=args.data, device=args.device, resume=bool(args.resume),
                            init_from=args.init_from, regroup=args.regroup, cache_dir=args.cache_dir)
@@ -78,7 +79,8 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
     if args.regroup:
         argv.append("--regroup")
     options = {"--preset": args.preset, "--iterations": args.iterations, "--device": args.device,
-               "--seed": args.seed, "--fusion": args.fusion, "--val-every": args.val_every, "--checkpoint-every": args.checkpoint_every,
+               "--seed": args.seed, "--fusion": args.fusion, "--val-every": args.val_every,
+               "--checkpoint-every": args.checkpoint_every,
                "--validation-cases": args.validation_cases, "--init-from": args.init_from,
                "--cache-dir": args.cache_dir, "--progress": args.progress}
     for flag, value in options.items():
