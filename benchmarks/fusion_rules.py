@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dcaseg.data.imageio import read_image
+from dcaseg.ablation.runner import SCORE_OVERLAP, score_cases
 from dcaseg.inference.predictor import Predictor
 from dcaseg.labelsplit import FUSION_RULES
-from dcaseg.metrics import evaluate_pair
 from dcaseg.package import ModelPackage, load_package
 
 
@@ -28,18 +27,15 @@ def with_fusion(package: ModelPackage, rule: str) -> ModelPackage:
     return ModelPackage(replace(package.meta, architecture=architecture), package.state_dict, package.source)
 
 
-def score(package: ModelPackage, cases: Path) -> dict[str, float]:
+def fused_dice(package: ModelPackage, cases: Path) -> dict[str, float]:
     """Per-organ Dice (%) of the fused expert output, averaged over the labeled cases."""
-    predictor = Predictor(package, device="cpu", overlap=0.25)
-    names = {c.value: c.name for c in package.meta.classes}
-    per_organ: dict[str, list[float]] = {name: [] for name in names.values()}
-    for label_path in sorted((cases / "labels").glob("*.nii.gz")):
-        prediction = predictor.predict(cases / "images" / label_path.name, fused=True)
-        assert prediction.fused_labels is not None
-        for organ, result in evaluate_pair(prediction.fused_labels, read_image(label_path), names).items():
-            if result.dice is not None:
-                per_organ[organ].append(100.0 * result.dice)
-    return {organ: float(np.mean(values)) for organ, values in per_organ.items() if values}
+    scores = score_cases(Predictor(package, device="cpu", overlap=SCORE_OVERLAP), cases)["fused"]
+    per_organ: dict[str, list[float]] = {}
+    for organs in scores.values():
+        for organ, result in organs.items():
+            if result["dice"] is not None:
+                per_organ.setdefault(organ, []).append(100.0 * result["dice"])
+    return {organ: float(np.mean(values)) for organ, values in per_organ.items()}
 
 
 def main() -> None:
@@ -52,7 +48,7 @@ def main() -> None:
         tail = [c.name for c in package.meta.classes if c.value in package.meta.groups["tail"]]
         row: dict[str, object] = {"model": str(model), "trained_with": package.meta.architecture.fusion}
         for rule in FUSION_RULES:
-            organs = score(with_fusion(package, rule), args.cases)
+            organs = fused_dice(with_fusion(package, rule), args.cases)
             row[rule] = {"mean_dice": round(float(np.mean(list(organs.values()))), 1),
                          "tail": round(float(np.mean([organs[t] for t in tail])), 1),
                          "organs": {k: round(v, 1) for k, v in organs.items()}}

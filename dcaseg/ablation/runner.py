@@ -228,15 +228,27 @@ def _train_and_score(layout: AblationLayout, name: str, key: str, seed: int, con
     if result.model is None or result.stopped:
         raise InputError(f"run {name} seed {seed} stopped at iteration {result.iteration} without a model")
     trained = time.perf_counter()
-    predictor = Predictor(result.model, device=device.type, overlap=SCORE_OVERLAP)
+    scores = score_cases(Predictor(result.model, device=device.type, overlap=SCORE_OVERLAP), layout.test)
+    RunFolder(run_dir).checkpoint.unlink(missing_ok=True)  # the model package is kept; checkpoints are large
+    return {"variant": name, "key": key, "seed": seed, "iterations": result.iteration,
+            "train_seconds": round(trained - start, 2), "eval_seconds": round(time.perf_counter() - trained, 2),
+            "model": str(result.model), "scores": scores}
+
+
+def score_cases(predictor: Predictor, folder: Path) -> dict[str, dict[str, Any]]:
+    """Score every case of ``folder`` (``images/`` + ``labels/``, NIfTI): output → case → organ → scores.
+
+    Outputs are ``aggregator`` (the aggregation decoder) and, for a model with experts, ``fused``
+    (their logit concatenation).
+    """
     has_experts = predictor.meta.architecture.experts != "none"
     scores: dict[str, dict[str, Any]] = {"aggregator": {}}
     if has_experts:
         scores["fused"] = {}
     names = predictor.meta.class_names
-    for image_path in sorted((layout.test / "images").glob("*.nii.gz")):
+    for image_path in sorted((folder / "images").glob("*.nii.gz")):
         case_id = image_path.name.removesuffix(".nii.gz")
-        image, reference = read_image(image_path), read_image(layout.test / "labels" / image_path.name)
+        image, reference = read_image(image_path), read_image(folder / "labels" / image_path.name)
         prediction = predictor.predict(image, fused=has_experts)
         outputs = {"aggregator": prediction.labels, "fused": prediction.fused_labels}
         for output in scores:
@@ -244,10 +256,7 @@ def _train_and_score(layout: AblationLayout, name: str, key: str, seed: int, con
             assert labels is not None
             ref = sitk.Cast(reference, labels.GetPixelID())
             scores[output][case_id] = {organ: s.to_dict() for organ, s in evaluate_pair(labels, ref, names).items()}
-    RunFolder(run_dir).checkpoint.unlink(missing_ok=True)  # the model package is kept; checkpoints are large
-    return {"variant": name, "key": key, "seed": seed, "iterations": result.iteration,
-            "train_seconds": round(trained - start, 2), "eval_seconds": round(time.perf_counter() - trained, 2),
-            "model": str(result.model), "scores": scores}
+    return scores
 
 
 def _write_report(layout: AblationLayout, header: dict[str, Any], records: dict[str, Any], keys: dict[str, str],
