@@ -27,6 +27,10 @@ def test_rows_that_train_the_same_network_share_runs() -> None:
     assert run_key(variant_config(base, "experts-nosplit", 0), same_as_top2) == \
         run_key(variant_config(base.with_overrides(grouping_rule="uniform"), "experts-nosplit", 0), GROUPINGS)
     assert variant_config(base, "vnet-pseudo", 2).seed == 2
+    # Runs finished before the λ rows existed keep their keys; only another weight is named.
+    assert keys["vnet-pseudo"] == "vnet-pseudo" and "lambda" not in keys["dca"]
+    assert keys["lambda-1"] == keys["dca"] + ":lambda1" and keys["vnet-pseudo-lambda-1"] == "vnet-pseudo:lambda1"
+    assert variant_config(base, "lambda-1", 0).lambda_max == 1.0 and base.lambda_max == 10.0
 
 
 def test_budget_scales_the_iterations() -> None:
@@ -45,8 +49,8 @@ def test_ablation_writes_table_json_and_figure(tmp_path: Path, capsys: pytest.Ca
     report = json.loads((out / "ablation.json").read_text(encoding="utf-8"))
     assert report["settings"]["iterations"] == round(0.015 * DEFAULT_ITERATIONS)
     rows = [(r["section"], r["variant"]) for r in report["rows"]]
-    assert rows == [("components", "vnet-labeled"), ("components", "dca"), ("fusion", "dca"), ("grouping", "dca"),
-                    ("architecture", "dca")]
+    assert rows == [("components", "vnet-labeled"), ("components", "dca"), ("fusion", "dca"),
+                    ("unlabeled weight", "dca"), ("grouping", "dca"), ("architecture", "dca")]
     organs = set(report["organs"])
     assert len(organs) == 13 and {"esophagus", "adrenal_gland_left", "liver"} <= organs
     for row in report["rows"]:
@@ -70,7 +74,7 @@ def test_ablation_writes_table_json_and_figure(tmp_path: Path, capsys: pytest.Ca
     # Calling again (here with fewer variants) reuses the finished runs: nothing is retrained.
     again = run_ablation(out, AblationSettings(budget=0.015, seeds=1, variants=("dca",),
                                                labeled=2, unlabeled=1, test=1), "rerun", "cpu", log=print)
-    assert again["finished_runs"] == 2 and len(again["rows"]) == 5 and "[" not in capsys.readouterr().out
+    assert again["finished_runs"] == 2 and len(again["rows"]) == 6 and "[" not in capsys.readouterr().out
     assert json.loads((out / "results.json").read_text(encoding="utf-8"))["runs"] == results
 
     with pytest.raises(InputError, match="other settings"):

@@ -20,6 +20,7 @@ DEFAULT_N_FILTERS = 8
 DEFAULT_PATCH = (32, 32, 32)
 # The phantom is written at this spacing so the trainer never resamples it.
 GRID_SPACING = (4.0, 4.0, 4.0)
+PAPER_LAMBDA = 10.0  # the paper's unlabeled-loss weight, used by every variant but the λ rows
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("dca", "full DCA: log-gap label-split + asymmetric experts + DFAM", {}),
     Variant("fusion-mean", "full DCA, the paper's logit concatenation (mean of the experts' backgrounds)",
             {"fusion": "mean"}),
+    Variant("lambda-1", "full DCA, unlabeled-loss weight λ = 1 instead of the paper's 10", {"lambda_max": 1.0}),
+    Variant("vnet-pseudo-lambda-1", "V-Net + plain pseudo-labels, λ = 1 instead of the paper's 10",
+            {"mode": "vnet", "self_training": True, "lambda_max": 1.0}),
     Variant("group-uniform", "full DCA, uniform thirds of the ranking", {"grouping_rule": "uniform"}),
     Variant("group-threshold", "full DCA, fixed shares (head >= 10 %, tail < 1 %)",
             {"grouping_rule": "threshold"}),
@@ -61,6 +65,10 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("components", "+ DFAM = full DCA", "dca"),
     ("fusion", "background mean (paper)", "fusion-mean"),
     ("fusion", "background sum (ours)", "dca"),
+    ("unlabeled weight", "DCA, λ = 10 (paper)", "dca"),
+    ("unlabeled weight", "DCA, λ = 1", "lambda-1"),
+    ("unlabeled weight", "V-Net + pseudo-labels, λ = 10 (paper)", "vnet-pseudo"),
+    ("unlabeled weight", "V-Net + pseudo-labels, λ = 1", "vnet-pseudo-lambda-1"),
     ("grouping", "uniform thirds", "group-uniform"),
     ("grouping", "fixed threshold", "group-threshold"),
     ("grouping", "log-gap (ours)", "dca"),
@@ -85,7 +93,7 @@ def base_config(budget: float = 1.0, n_filters: int = DEFAULT_N_FILTERS,
         raise InputError(f"--budget must be positive, got {budget}")
     iterations = max(1, round(DEFAULT_ITERATIONS * budget))
     return preset("cpu-demo").with_overrides(
-        preset="ablation", lambda_max=10.0, n_filters=n_filters, patch_size=tuple(patch_size), iterations=iterations,
+        preset="ablation", lambda_max=PAPER_LAMBDA, n_filters=n_filters, patch_size=tuple(patch_size), iterations=iterations,
         target_spacing=GRID_SPACING, validation_cases=0, val_every=iterations, checkpoint_every=iterations,
         log_every=max(1, iterations // 10))
 
@@ -100,16 +108,18 @@ def run_key(config: TrainConfig, groups: Mapping[str, Mapping[str, Sequence[int]
 
     ``groups`` maps a grouping rule to the groups it gives on the labeled set. Fields that a mode
     ignores are left out: a V-Net has no experts, and without label-split the grouping is unused.
+    An unlabeled weight other than the paper's is named at the end, so earlier keys stay valid.
     """
+    weight = "" if config.lambda_max == PAPER_LAMBDA else f":lambda{config.lambda_max:g}"
     if config.mode == "vnet":
-        return "vnet-pseudo" if config.self_training else "vnet-labeled"
+        return ("vnet-pseudo" + weight) if config.self_training else "vnet-labeled"
     parts = [config.experts, "dfam" if config.dfam else "plain", config.fusion]
     if config.label_split:
         grouping = groups[config.grouping_rule]
         parts.append("split-" + "|".join(",".join(map(str, grouping[g])) for g in ("head", "medium", "tail")))
     else:
         parts.append("nosplit")
-    return "dca:" + ":".join(parts)
+    return "dca:" + ":".join(parts) + weight
 
 
 def select_variants(names: Sequence[str] | None) -> list[str]:
