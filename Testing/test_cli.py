@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -26,3 +27,16 @@ def test_params_json_gives_the_default_model_components():
     assert list(counts) == ["encoder", "head", "medium", "tail", "aggregator", "total"]
     assert counts["total"] == 17_501_642
     assert round(counts["aggregator"] / 1e6, 2) == 3.90
+
+
+def test_a_closed_output_pipe_ends_quietly(tiny_model) -> None:
+    """`dcaseg info PKG | head -1`: the reader is gone before dcaseg writes; no traceback, exit 141."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "dcaseg", "info", str(tiny_model)], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, encoding="utf-8")
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141
+    assert done.stderr == ""

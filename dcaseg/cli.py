@@ -1,7 +1,8 @@
 """Command line: ``dcaseg <command> ...``; each command lives in ``dcaseg/commands/<name>.py``.
 
 A command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
-Engine errors (``DcaError``) are printed as one line and give exit code 2.
+Engine errors (``DcaError``) are printed as one line and give exit code 2; a closed output pipe
+ends the command quietly with 141 (as ``SIGPIPE`` does for other tools).
 """
 from __future__ import annotations
 
@@ -44,7 +45,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     selected = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(selected if selected in COMMANDS else None).parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        status = int(args.run(args) or 0)
+        sys.stdout.flush()  # so a reader that has gone away shows here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        # `dcaseg info PKG | head -3`: the reader closed the pipe. Stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except DcaError as error:
         print(f"dcaseg {args.command}: error: {error}", file=sys.stderr)
         return 2
