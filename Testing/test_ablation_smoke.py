@@ -39,6 +39,15 @@ def test_budget_scales_the_iterations() -> None:
         base_config(0.0)
 
 
+def test_sampling_chooses_how_labeled_patches_are_drawn() -> None:
+    balanced, random = base_config(), base_config(sampling="random")
+    assert (balanced.foreground_share, balanced.rare_class_power) == (0.9, 1.0)
+    assert (random.foreground_share, random.rare_class_power) == (0.0, 0.0)
+    assert random.with_overrides(foreground_share=0.9, rare_class_power=1.0) == balanced
+    with pytest.raises(InputError, match="--sampling"):
+        base_config(sampling="organs")
+
+
 def test_ablation_writes_table_json_and_figure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "ablation"
     argv = ["ablate", str(out), "--budget", "0.015", "--seeds", "1", "--variants", "vnet-labeled", "dca",
@@ -80,6 +89,9 @@ def test_ablation_writes_table_json_and_figure(tmp_path: Path, capsys: pytest.Ca
     with pytest.raises(InputError, match="other settings"):
         run_ablation(out, AblationSettings(budget=0.03, seeds=1, variants=("vnet-labeled", "dca"),
                                            labeled=2, unlabeled=1, test=1), "changed", "cpu")
+    with pytest.raises(InputError, match=r"other settings \(sampling\)"):
+        run_ablation(out, AblationSettings(budget=0.015, seeds=1, variants=("dca",), labeled=2, unlabeled=1,
+                                           test=1, sampling="random"), "changed", "cpu")
 
 
 def test_ablation_refuses_a_folder_that_holds_other_files(tmp_path: Path) -> None:

@@ -63,6 +63,7 @@ class AblationSettings:
     data_seed: int = 0
     n_filters: int = DEFAULT_N_FILTERS
     patch_size: tuple[int, int, int] = DEFAULT_PATCH
+    sampling: str = "balanced"
 
     def __post_init__(self) -> None:
         if self.seeds < 1:
@@ -148,7 +149,7 @@ def run_ablation(out: Path, settings: AblationSettings, command: str, device: st
     organ_of = dict(CLASS_NAMES)
     groupings = _groupings(layout.data, sorted(organ_of))
     report_groups = {g: [organ_of[v] for v in groupings["top2"][g]] for g in GROUP_NAMES}
-    base = base_config(settings.budget, settings.n_filters, settings.patch_size)
+    base = base_config(settings.budget, settings.n_filters, settings.patch_size, settings.sampling)
     keys = {name: run_key(variant_config(base, name, 0), groupings) for name in VARIANTS}
     folders: dict[str, str] = {}
     for name in settings.variants:
@@ -278,7 +279,8 @@ def _check_settings(layout: AblationLayout, settings: AblationSettings) -> None:
     """
     wanted = {k: v for k, v in settings.to_dict().items() if k not in SELECTION}
     if layout.settings.is_file():
-        stored = {k: v for k, v in read_json(layout.settings).items() if k not in SELECTION}
+        stored = {k: v for k, v in {"sampling": "balanced", **read_json(layout.settings)}.items()
+                  if k not in SELECTION}
         if stored != wanted:
             changed = sorted(k for k in wanted if stored.get(k) != wanted[k])
             raise InputError(f"{layout.root} holds an ablation with other settings ({', '.join(changed)}); "

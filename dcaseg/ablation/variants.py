@@ -21,6 +21,10 @@ DEFAULT_N_FILTERS = 8
 DEFAULT_PATCH = (32, 32, 32)
 # The phantom is written at this spacing so the trainer never resamples it.
 GRID_SPACING = (4.0, 4.0, 4.0)
+# How labeled patches are drawn (``TrainConfig.foreground_share``, ``rare_class_power``):
+# "balanced" is our recipe (9 in 10 patches centred on an organ, every organ equally likely);
+# "random" is the plain random crop of the codebases DCA builds on (DHC, GA, GALoss; lineage.md §8).
+SAMPLING = {"balanced": (0.9, 1.0), "random": (0.0, 0.0)}
 
 
 @dataclass(frozen=True)
@@ -80,20 +84,25 @@ ROWS: tuple[tuple[str, str, str], ...] = (
 
 
 def base_config(budget: float = 1.0, n_filters: int = DEFAULT_N_FILTERS,
-                patch_size: Sequence[int] = DEFAULT_PATCH) -> TrainConfig:
+                patch_size: Sequence[int] = DEFAULT_PATCH, sampling: str = "balanced") -> TrainConfig:
     """The configuration every variant starts from: the ``cpu-demo`` recipe, smaller, no validation.
 
     The unlabeled weight is the paper's λ = 10 (``cpu-demo`` uses 1). Like ``cpu-demo``, every
     variant's output decoder also learns the labeled patches' labels, so the rows differ only in
     what each adds to a decoder trained on the labels.
     ``budget`` multiplies the iteration count (``DEFAULT_ITERATIONS``); the final model is scored,
-    so no validation cases are held out of the labeled set.
+    so no validation cases are held out of the labeled set. ``sampling`` names how labeled patches
+    are drawn (``SAMPLING``); unlabeled patches are always random crops.
     """
     if not budget > 0:
         raise InputError(f"--budget must be positive, got {budget}")
+    if sampling not in SAMPLING:
+        raise InputError(f"--sampling must be one of {list(SAMPLING)}, got {sampling!r}")
+    foreground_share, rare_class_power = SAMPLING[sampling]
     iterations = max(1, round(DEFAULT_ITERATIONS * budget))
     return preset("cpu-demo").with_overrides(
         preset="ablation", lambda_max=PAPER_LAMBDA, n_filters=n_filters, patch_size=tuple(patch_size), iterations=iterations,
+        foreground_share=foreground_share, rare_class_power=rare_class_power,
         target_spacing=GRID_SPACING, validation_cases=0, val_every=iterations, checkpoint_every=iterations,
         log_every=max(1, iterations // 10))
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 
 from ..ablation.runner import AblationSettings, run_ablation
-from ..ablation.variants import DEFAULT_ITERATIONS, DEFAULT_N_FILTERS, DEFAULT_PATCH, VARIANTS, select_variants
+from ..ablation.variants import (DEFAULT_ITERATIONS, DEFAULT_N_FILTERS, DEFAULT_PATCH, SAMPLING, VARIANTS,
+                                 select_variants)
 from ..errors import InputError
 from ..inference.devices import usable_cores
 
@@ -34,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"network width (default {DEFAULT_N_FILTERS}; 16 is the paper's)")
     parser.add_argument("--patch-size", type=int, nargs=3, metavar=("X", "Y", "Z"), default=list(DEFAULT_PATCH),
                         help=f"training patch (default {' '.join(map(str, DEFAULT_PATCH))}; multiples of 16)")
+    parser.add_argument("--sampling", choices=list(SAMPLING), default="balanced",
+                        help="labeled patches: balanced (default; 9 in 10 centred on an organ, every organ "
+                             "equally likely) or random (plain random crops, like the DHC/GA/GALoss code)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     parser.add_argument("--jobs", type=int,
                         help="runs trained side by side, each pinned to its share of the CPU cores; on a "
@@ -45,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     settings = AblationSettings(budget=args.budget, seeds=args.seeds, variants=tuple(select_variants(args.variants)),
                                 labeled=args.labeled, unlabeled=args.unlabeled, test=args.test,
                                 data_seed=args.data_seed, n_filters=args.n_filters,
-                                patch_size=tuple(args.patch_size))
+                                patch_size=tuple(args.patch_size), sampling=args.sampling)
     start = time.perf_counter()
     command = shlex.join(["dcaseg", *sys.argv[1:]]) if sys.argv[1:2] == ["ablate"] else "dcaseg ablate ..."
     if args.jobs is not None and args.jobs < 1:
