@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from dcaseg.ablation.runner import AblationSettings, run_ablation
-from dcaseg.ablation.variants import DEFAULT_ITERATIONS, VARIANTS, base_config, run_key, variant_config
+from dcaseg.ablation.variants import (DEFAULT_ITERATIONS, PAPER_VARIANTS, VARIANTS, base_config, run_key, select_variants,
+                                     variant_config)
 from dcaseg.cli import main
 from dcaseg.errors import InputError
 
@@ -31,6 +32,14 @@ def test_rows_that_train_the_same_network_share_runs() -> None:
     assert keys["vnet-pseudo"] == "vnet-pseudo" and "lambda" not in keys["dca"]
     assert keys["lambda-1"] == keys["dca"] + ":lambda1" and keys["vnet-pseudo-lambda-1"] == "vnet-pseudo:lambda1"
     assert variant_config(base, "lambda-1", 0).lambda_max == 1.0 and base.lambda_max == 10.0
+
+
+def test_the_default_selection_is_the_papers_tables() -> None:
+    assert select_variants(None) == list(PAPER_VARIANTS) and len(PAPER_VARIANTS) == 10
+    assert select_variants(["all"]) == list(VARIANTS)
+    assert select_variants(["dca", "lambda-1", "vnet-labeled"]) == ["vnet-labeled", "dca", "lambda-1"]
+    with pytest.raises(InputError, match="unknown ablation variants"):
+        select_variants(["dfam-only"])
 
 
 def test_budget_scales_the_iterations() -> None:

@@ -41,7 +41,8 @@ from ..training.config import TrainConfig
 from ..training.run_folder import RunFolder, read_json
 from ..training.trainer import Trainer, TrainRequest
 from . import report
-from .variants import DEFAULT_N_FILTERS, DEFAULT_PATCH, GRID_SPACING, VARIANTS, base_config, run_key, variant_config
+from .variants import (DEFAULT_N_FILTERS, DEFAULT_PATCH, GRID_SPACING, PAPER_VARIANTS, VARIANTS, base_config, run_key,
+                       variant_config)
 
 # The phantom's field of view (288 x 288 x 200 mm, as drawn) on the ablation's 4 mm grid.
 PHANTOM_SIZE = (72, 72, 50)
@@ -56,7 +57,7 @@ class AblationSettings:
 
     budget: float = 1.0
     seeds: int = 3
-    variants: tuple[str, ...] = tuple(VARIANTS)
+    variants: tuple[str, ...] = PAPER_VARIANTS
     labeled: int = 4
     unlabeled: int = 12
     test: int = 4

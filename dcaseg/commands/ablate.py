@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 from ..ablation.runner import AblationSettings, run_ablation
-from ..ablation.variants import (DEFAULT_ITERATIONS, DEFAULT_N_FILTERS, DEFAULT_PATCH, SAMPLING, VARIANTS,
-                                 select_variants)
+from ..ablation.variants import (DEFAULT_ITERATIONS, DEFAULT_N_FILTERS, DEFAULT_PATCH, PAPER_VARIANTS, SAMPLING,
+                                 VARIANTS, select_variants)
 from ..errors import InputError
 from ..inference.devices import usable_cores
 
@@ -23,10 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="new folder for data, runs and the report (rerun the same command to continue it)")
     parser.add_argument("--budget", type=float, default=1.0,
                         help=f"iteration multiplier: each run trains budget x {DEFAULT_ITERATIONS} iterations "
-                             "(default 1.0: all variants x 3 seeds take about an hour on 2 CPU cores)")
+                             "(default 1.0: the paper's variants x 3 seeds take about an hour on 2 CPU cores)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
-    parser.add_argument("--variants", nargs="+", metavar="NAME", choices=list(VARIANTS),
-                        help=f"run only these variants (default all: {' '.join(VARIANTS)})")
+    extras = [name for name in VARIANTS if name not in PAPER_VARIANTS]
+    parser.add_argument("--variants", nargs="+", metavar="NAME", choices=[*VARIANTS, "all"],
+                        help=f"run these variants (default: the paper's tables, {' '.join(PAPER_VARIANTS)}; "
+                             f"also {' '.join(extras)}; 'all' for every one)")
     parser.add_argument("--labeled", type=int, default=4, help="labeled training cases (default 4)")
     parser.add_argument("--unlabeled", type=int, default=12, help="unlabeled training cases (default 12)")
     parser.add_argument("--test", type=int, default=4, help="held-out test cases (default 4)")
