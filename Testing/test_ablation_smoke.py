@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from dcaseg.ablation.report import build_report, markdown
 from dcaseg.ablation.runner import AblationSettings, run_ablation
-from dcaseg.ablation.variants import (DEFAULT_ITERATIONS, PAPER_VARIANTS, VARIANTS, base_config, run_key, select_variants,
-                                     variant_config)
+from dcaseg.ablation.variants import (DEFAULT_ITERATIONS, PAPER_VARIANTS, VARIANTS, base_config, run_key,
+                                     select_variants, variant_config)
 from dcaseg.cli import main
 from dcaseg.errors import InputError
 
@@ -88,6 +89,13 @@ def test_ablation_writes_table_json_and_figure(tmp_path: Path, capsys: pytest.Ca
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))["runs"]
     assert len(results) == 2
     assert all(Path(r["model"], "model.json").is_file() for r in results.values())
+    assert report["machines"] == {report["machine"]: 2} and f"- Machine: {report['machine']};" in table
+
+    # A folder continued on another machine says which runs ran where.
+    moved = {**results, **{k: {**r, "machine": "GPU box"} for k, r in list(results.items())[:1]}}
+    mixed = build_report(report, moved, report["run_keys"], report["organs"], report["report_groups"])
+    assert mixed["machines"] == {report["machine"]: 1, "GPU box": 1}
+    assert f"- Machine: GPU box (1 run); {report['machine']} (1 run);" in markdown(mixed)
 
     # Calling again (here with fewer variants) reuses the finished runs: nothing is retrained.
     again = run_ablation(out, AblationSettings(budget=0.015, seeds=1, variants=("dca",),

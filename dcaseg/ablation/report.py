@@ -8,6 +8,7 @@ Dice 0 but no ASD, so ``missed`` counts those organ-case pairs next to it.
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,8 @@ def build_report(header: Mapping[str, Any], records: Mapping[str, Mapping[str, A
     """The report: ``header`` plus one entry per report row that has finished runs.
 
     ``records``: finished runs by ``"<run key>#<seed>"``; ``keys``: run key of each variant.
+    ``machines`` counts the reported runs per machine that trained them (a folder can be continued
+    on another machine); ``machine`` in the header is the last call's.
     """
     rows = []
     for section, label, variant in ROWS:
@@ -81,22 +84,30 @@ def build_report(header: Mapping[str, Any], records: Mapping[str, Mapping[str, A
                 entry[output] = aggregate(per_seed)
                 entry[f"{output}_per_seed"] = per_seed
         rows.append(entry)
-    return {**header, "organs": list(organs), "report_groups": {g: list(v) for g, v in groups.items()}, "rows": rows}
+    reported = {keys[row["variant"]] for row in rows}
+    machines = Counter(r.get("machine", "not recorded") for r in records.values() if r["key"] in reported)
+    return {**header, "machines": dict(machines), "organs": list(organs),
+            "report_groups": {g: list(v) for g, v in groups.items()}, "rows": rows}
 
 
 def markdown(report: Mapping[str, Any]) -> str:
     """The report as markdown: settings, the headline table and the per-organ Dice table."""
     s = report["settings"]
-    lines = [f"- Machine: {report['machine']}; date {report['date']}; engine {report['engine_version']}",
+    machines = report.get("machines") or {report["machine"]: report["finished_runs"]}
+    trained_on = next(iter(machines)) if len(machines) == 1 else "; ".join(
+        f"{machine} ({n} run{'s' if n != 1 else ''})" for machine, n in machines.items())
+    lines = [f"- Machine: {trained_on}; date {report['date']}; engine {report['engine_version']}",
              f"- Command: `{report['command']}`",
              f"- Budget: {s['iterations']} iterations per run (budget x{s['budget']}), n_filters {s['n_filters']}, "
              f"patch {'x'.join(map(str, s['patch_size']))}, batch {s['labeled_batch']} labeled + "
              f"{s['unlabeled_batch']} unlabeled, seeds {s['seeds']}; data: {s['labeled']} labeled + "
-             f"{s['unlabeled']} unlabeled phantom cases at {s['spacing_mm']} mm, {s['test']} held-out test cases",
+             f"{s['unlabeled']} unlabeled phantom cases at {s['spacing_mm']} mm, {s['test']} held-out test cases; "
+             f"labeled patches {s.get('sampling', 'balanced')}",
              "- Report groups (log-gap on the labeled set): " + "; ".join(
                  f"{g} = {', '.join(SHORT_NAMES.get(o, o) for o in report['report_groups'][g])}" for g in GROUP_NAMES),
-             f"- Wall time so far: {report['wall_minutes']:.1f} min for {report['finished_runs']} of "
-             f"{report['planned_runs']} runs", "",
+             f"- Time: {report['wall_minutes']:.1f} min of wall time in the last call; "
+             f"{report.get('run_minutes', 0.0):.1f} min of training and scoring summed over "
+             f"{report['finished_runs']} of {report['planned_runs']} runs (runs side by side overlap)", "",
              "Dice in %, mean ± std over seeds (aggregation decoder output; *Tail (experts fused)* is the "
              "experts' logit-concatenation output). ASD in mm over the organs found; *missed* = organ-case pairs "
              "with no predicted voxel (mean over seeds).", "",

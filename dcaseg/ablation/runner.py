@@ -163,19 +163,18 @@ def run_ablation(out: Path, settings: AblationSettings, command: str, device: st
                            "base_config": base.to_dict()},
               "groupings": groupings, "run_keys": keys, "planned_runs": len(set(keys.values())) * settings.seeds}
     started, planned = time.perf_counter(), len(folders) * settings.seeds
-    wall_before = sum(r["train_seconds"] + r["eval_seconds"] for r in records.values())
     todo = [(f"{key}#{seed}", name, key, seed) for seed in range(settings.seeds)
             for key, name in folders.items() if f"{key}#{seed}" not in records]
 
     def finished(record_id: str, record: dict[str, Any]) -> None:
         records[record_id] = record
         write_json_atomic(layout.results, {"runs": records})
-        wall = (wall_before + time.perf_counter() - started) / 60.0
+        wall = (time.perf_counter() - started) / 60.0
         summary = report.summarise_run(record["scores"]["aggregator"], list(organ_of.values()), report_groups)
         done = sum(r["key"] in folders and r["seed"] < settings.seeds for r in records.values())
         log(f"[{done}/{planned}] {record['variant']} seed {record['seed']}: train {record['train_seconds']:.0f} s, "
             f"score {record['eval_seconds']:.0f} s; mean Dice {summary['mean_dice']:.1f}, "
-            f"tail {summary['tail'] or 0.0:.1f} (total {wall:.1f} min)")
+            f"tail {summary['tail'] or 0.0:.1f} ({wall:.1f} min since this call started)")
         _write_report(layout, header, records, keys, list(organ_of.values()), report_groups, wall, figure=False)
 
     jobs = [(record_id, (layout, name, key, seed, variant_config(base, name, seed), target))
@@ -185,7 +184,7 @@ def run_ablation(out: Path, settings: AblationSettings, command: str, device: st
     else:
         for record_id, arguments in jobs:
             finished(record_id, _train_and_score(*arguments))
-    wall = (wall_before + time.perf_counter() - started) / 60.0
+    wall = (time.perf_counter() - started) / 60.0
     return _write_report(layout, header, records, keys, list(organ_of.values()), report_groups, wall, figure=True)
 
 
@@ -233,6 +232,7 @@ def _train_and_score(layout: AblationLayout, name: str, key: str, seed: int, con
     scores = score_cases(Predictor(result.model, device=device.type, overlap=SCORE_OVERLAP), layout.test)
     RunFolder(run_dir).checkpoint.unlink(missing_ok=True)  # the model package is kept; checkpoints are large
     return {"variant": name, "key": key, "seed": seed, "iterations": result.iteration,
+            "machine": machine_description(device), "date": datetime.date.today().isoformat(),
             "train_seconds": round(trained - start, 2), "eval_seconds": round(time.perf_counter() - trained, 2),
             "model": str(result.model), "scores": scores}
 
@@ -263,8 +263,9 @@ def score_cases(predictor: Predictor, folder: Path) -> dict[str, dict[str, Any]]
 
 def _write_report(layout: AblationLayout, header: dict[str, Any], records: dict[str, Any], keys: dict[str, str],
                   organs: list[str], groups: dict[str, list[str]], wall_minutes: float, figure: bool) -> dict[str, Any]:
-    result = report.build_report({**header, "wall_minutes": round(wall_minutes, 2), "finished_runs": len(records)},
-                                 records, keys, organs, groups)
+    run_minutes = sum(r["train_seconds"] + r["eval_seconds"] for r in records.values()) / 60.0
+    times = {"wall_minutes": round(wall_minutes, 2), "run_minutes": round(run_minutes, 2)}
+    result = report.build_report({**header, **times, "finished_runs": len(records)}, records, keys, organs, groups)
     write_json_atomic(layout.report_json, result)
     write_text_atomic(layout.report_md, report.markdown(result))
     if figure and result["rows"]:

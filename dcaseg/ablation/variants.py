@@ -107,8 +107,8 @@ def base_config(budget: float = 1.0, n_filters: int = DEFAULT_N_FILTERS,
     foreground_share, rare_class_power = SAMPLING[sampling]
     iterations = max(1, round(DEFAULT_ITERATIONS * budget))
     return preset("cpu-demo").with_overrides(
-        preset="ablation", lambda_max=PAPER_LAMBDA, n_filters=n_filters, patch_size=tuple(patch_size), iterations=iterations,
-        foreground_share=foreground_share, rare_class_power=rare_class_power,
+        preset="ablation", lambda_max=PAPER_LAMBDA, n_filters=n_filters, patch_size=tuple(patch_size),
+        iterations=iterations, foreground_share=foreground_share, rare_class_power=rare_class_power,
         target_spacing=GRID_SPACING, validation_cases=0, val_every=iterations, checkpoint_every=iterations,
         log_every=max(1, iterations // 10))
 
