@@ -33,6 +33,7 @@ def test_rows_that_train_the_same_network_share_runs() -> None:
     assert keys["vnet-pseudo"] == "vnet-pseudo" and "lambda" not in keys["dca"]
     assert keys["lambda-1"] == keys["dca"] + ":lambda1" and keys["vnet-pseudo-lambda-1"] == "vnet-pseudo:lambda1"
     assert variant_config(base, "lambda-1", 0).lambda_max == 1.0 and base.lambda_max == 10.0
+    assert keys["lambda-0"] == keys["dca"] + ":lambda0"
 
 
 def test_the_default_selection_is_the_papers_tables() -> None:
