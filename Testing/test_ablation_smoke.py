@@ -68,6 +68,7 @@ def test_ablation_writes_table_json_and_figure(tmp_path: Path, capsys: pytest.Ca
 
     report = json.loads((out / "ablation.json").read_text(encoding="utf-8"))
     assert report["settings"]["iterations"] == round(0.015 * DEFAULT_ITERATIONS)
+    assert report["planned_runs"] == report["finished_runs"] == 2
     rows = [(r["section"], r["variant"]) for r in report["rows"]]
     assert rows == [("components", "vnet-labeled"), ("components", "dca"), ("fusion", "dca"),
                     ("unlabeled weight", "dca"), ("grouping", "dca"), ("architecture", "dca")]

@@ -156,8 +156,10 @@ def figure(report: Mapping[str, Any], path: Path) -> Path:
     ax.set_ylabel("Dice (%) on held-out phantom cases")
     s = report["settings"]
     seeds = max((len(r["seeds"]) for r in rows), default=0)
+    machines = report.get("machines") or {report["machine"]: 1}
+    where = next(iter(machines)) if len(machines) == 1 else f"runs from {len(machines)} machines"
     ax.set_title(f"DCA ablation, synthetic abdomen: {s['iterations']} iterations, nf{s['n_filters']}, "
-                 f"up to {seeds} seed{'s' if seeds != 1 else ''} ({report['date']}, {report['machine']})",
+                 f"up to {seeds} seed{'s' if seeds != 1 else ''} ({report['date']}, {where})",
                  fontsize=9)
     ax.legend(fontsize=8, ncol=4, loc="upper left")
     ax.set_ylim(0, 100)

@@ -161,7 +161,9 @@ def run_ablation(out: Path, settings: AblationSettings, command: str, device: st
               "settings": {**settings.to_dict(), "iterations": base.iterations, "labeled_batch": base.labeled_batch,
                            "unlabeled_batch": base.unlabeled_batch, "spacing_mm": list(GRID_SPACING),
                            "base_config": base.to_dict()},
-              "groupings": groupings, "run_keys": keys, "planned_runs": len(set(keys.values())) * settings.seeds}
+              "groupings": groupings, "run_keys": keys,
+              # this call's runs and those finished before (a folder may hold other variants' runs)
+              "planned_runs": len({f"{key}#{seed}" for key in folders for seed in range(settings.seeds)} | set(records))}
     started, planned = time.perf_counter(), len(folders) * settings.seeds
     todo = [(f"{key}#{seed}", name, key, seed) for seed in range(settings.seeds)
             for key, name in folders.items() if f"{key}#{seed}" not in records]
