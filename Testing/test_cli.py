@@ -40,3 +40,10 @@ def test_a_closed_output_pipe_ends_quietly(tiny_model) -> None:
         os.close(write_end)
     assert done.returncode == 141
     assert done.stderr == ""
+
+
+def test_a_negative_unlabeled_weight_is_one_line_and_writes_nothing(tmp_path) -> None:
+    result = dcaseg("train", str(tmp_path / "data"), "--run", str(tmp_path / "run"), "--unlabeled-weight", "-1")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["dcaseg train: error: --unlabeled-weight must be 0 or more, got -1.0"]
+    assert not (tmp_path / "run").exists()

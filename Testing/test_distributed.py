@@ -19,7 +19,8 @@ def test_two_cpu_processes_step_in_lockstep_and_only_rank0_writes(tmp_path: Path
     completed = subprocess.run(
         [sys.executable, "-m", "dcaseg", "train", str(data), "--run", str(run), "--preset", "tiny",
          "--iterations", "3", "--validation-cases", "0", "--checkpoint-every", "3", "--val-every", "3",
-         "--gpus", "2", "--device", "cpu", "--progress", "jsonl", "--fusion", "mean"],
+         "--gpus", "2", "--device", "cpu", "--progress", "jsonl", "--fusion", "mean",
+         "--unlabeled-weight", "2.5"],
         capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-2000:]
     events = read_events(run)
@@ -32,6 +33,7 @@ def test_two_cpu_processes_step_in_lockstep_and_only_rank0_writes(tmp_path: Path
     assert len(stdout_done) == 1  # rank 1 reported nothing
     config = json.loads((run / "config.json").read_text(encoding="utf-8"))
     assert config["world_size"] == 2 and config["train"]["fusion"] == "mean"  # the workers got every option
+    assert config["train"]["lambda_max"] == 2.5
     assert sorted(p.name for p in run.iterdir()) == ["cache", "checkpoints", "config.json", "events.jsonl",
                                                       "grouping.json", "model", "split.json"]
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["last.pt"]

@@ -192,8 +192,9 @@ def test_init_from_a_model_keeps_its_classes_groups_and_starts_from_its_weights(
     source = load_package(run / "model")
     code = main(["train", str(data), "--run", str(tmp_path / "run"), "--init-from", str(run / "model"),
                  "--preset", "tiny", "--iterations", "1", "--validation-cases", "0", "--progress", "none",
-                 "--fusion", "mean"])
+                 "--fusion", "mean", "--unlabeled-weight", "0"])
     assert code == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text(encoding="utf-8"))["train"]["lambda_max"] == 0.0
     tuned = load_package(tmp_path / "run" / "model")
     assert source.meta.architecture.fusion == "sum" and tuned.meta.architecture.fusion == "mean"
     assert tuned.meta.groups == source.meta.groups and tuned.meta.classes == source.meta.classes

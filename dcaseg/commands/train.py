@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="random seed (split, sampling, initial weights)")
     parser.add_argument("--fusion", choices=FUSION_RULES,
                         help="how expert logits are concatenated: sum (default) or mean (the paper's rule)")
+    parser.add_argument("--unlabeled-weight", type=float, metavar="LAMBDA",
+                        help="weight λ of the unlabeled (pseudo-label) loss, reached by ramp-up (paper preset 10, "
+                             "cpu-demo 1); 0 trains on the labels only")
     parser.add_argument("--val-every", type=int, help="validate every N iterations")
     parser.add_argument("--checkpoint-every", type=int, help="write checkpoints/last.pt every N iterations")
     parser.add_argument("--validation-cases", type=int,
@@ -52,9 +55,11 @@ def run(args: argparse.Namespace) -> int:
         return launch(_worker_argv(args), args.gpus)
     if not args.resume and args.data is None:
         raise InputError("give the dataset folder DATA (only --resume can do without it)")
+    if args.unlabeled_weight is not None and not args.unlabeled_weight >= 0:
+        raise InputError(f"--unlabeled-weight must be 0 or more, got {args.unlabeled_weight}")
     overrides = {"iterations": args.iterations, "seed": args.seed, "val_every": args.val_every,
                  "checkpoint_every": args.checkpoint_every, "validation_cases": args.validation_cases,
-                 "fusion": args.fusion}
+                 "fusion": args.fusion, "lambda_max": args.unlabeled_weight}
     request = TrainRequest(run=Path(run_dir), config=None if args.resume else preset(args.preset),
                            overrides=overrides, data=args.data, device=args.device, resume=bool(args.resume),
                            init_from=args.init_from, regroup=args.regroup, cache_dir=args.cache_dir)
@@ -79,7 +84,8 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
     if args.regroup:
         argv.append("--regroup")
     options = {"--preset": args.preset, "--iterations": args.iterations, "--device": args.device,
-               "--seed": args.seed, "--fusion": args.fusion, "--val-every": args.val_every,
+               "--seed": args.seed, "--fusion": args.fusion, "--unlabeled-weight": args.unlabeled_weight,
+               "--val-every": args.val_every,
                "--checkpoint-every": args.checkpoint_every,
                "--validation-cases": args.validation_cases, "--init-from": args.init_from,
                "--cache-dir": args.cache_dir, "--progress": args.progress}
