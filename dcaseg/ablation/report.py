@@ -90,10 +90,15 @@ def build_report(header: Mapping[str, Any], records: Mapping[str, Mapping[str, A
             "report_groups": {g: list(v) for g, v in groups.items()}, "rows": rows}
 
 
+def _machines(report: Mapping[str, Any]) -> Mapping[str, int]:
+    """Runs per machine; reports written before runs recorded theirs name the last call's machine."""
+    return report.get("machines") or {report["machine"]: report["finished_runs"]}
+
+
 def markdown(report: Mapping[str, Any]) -> str:
     """The report as markdown: settings, the headline table and the per-organ Dice table."""
     s = report["settings"]
-    machines = report.get("machines") or {report["machine"]: report["finished_runs"]}
+    machines = _machines(report)
     trained_on = next(iter(machines)) if len(machines) == 1 else "; ".join(
         f"{machine} ({n} run{'s' if n != 1 else ''})" for machine, n in machines.items())
     lines = [f"- Machine: {trained_on}; date {report['date']}; engine {report['engine_version']}",
@@ -156,7 +161,7 @@ def figure(report: Mapping[str, Any], path: Path) -> Path:
     ax.set_ylabel("Dice (%) on held-out phantom cases")
     s = report["settings"]
     seeds = max((len(r["seeds"]) for r in rows), default=0)
-    machines = report.get("machines") or {report["machine"]: 1}
+    machines = _machines(report)
     where = next(iter(machines)) if len(machines) == 1 else f"runs from {len(machines)} machines"
     ax.set_title(f"DCA ablation, synthetic abdomen: {s['iterations']} iterations, nf{s['n_filters']}, "
                  f"up to {seeds} seed{'s' if seeds != 1 else ''} ({report['date']}, {where})",

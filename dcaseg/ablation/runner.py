@@ -156,6 +156,7 @@ def run_ablation(out: Path, settings: AblationSettings, command: str, device: st
     for name in settings.variants:
         folders.setdefault(keys[name], name)
     records: dict[str, Any] = read_json(layout.results)["runs"] if layout.results.is_file() else {}
+    selected = [(f"{key}#{seed}", name, key, seed) for seed in range(settings.seeds) for key, name in folders.items()]
     header = {"date": datetime.date.today().isoformat(), "machine": machine_description(target),
               "engine_version": __version__, "command": command, "device": str(target),
               "settings": {**settings.to_dict(), "iterations": base.iterations, "labeled_batch": base.labeled_batch,
@@ -163,10 +164,9 @@ def run_ablation(out: Path, settings: AblationSettings, command: str, device: st
                            "base_config": base.to_dict()},
               "groupings": groupings, "run_keys": keys,
               # this call's runs and those finished before (a folder may hold other variants' runs)
-              "planned_runs": len({f"{key}#{seed}" for key in folders for seed in range(settings.seeds)} | set(records))}
-    started, planned = time.perf_counter(), len(folders) * settings.seeds
-    todo = [(f"{key}#{seed}", name, key, seed) for seed in range(settings.seeds)
-            for key, name in folders.items() if f"{key}#{seed}" not in records]
+              "planned_runs": len({record_id for record_id, *_ in selected} | set(records))}
+    started, planned = time.perf_counter(), len(selected)
+    todo = [run for run in selected if run[0] not in records]
 
     def finished(record_id: str, record: dict[str, Any]) -> None:
         records[record_id] = record
