@@ -169,7 +169,7 @@ def run_ablation(out: Path, settings: AblationSettings, command: str, device: st
     todo = [run for run in selected if run[0] not in records]
 
     def finished(record_id: str, record: dict[str, Any]) -> None:
-        records[record_id] = record
+        record = records[record_id] = {**record, "machine": header["machine"], "date": header["date"]}
         write_json_atomic(layout.results, {"runs": records})
         wall = (time.perf_counter() - started) / 60.0
         summary = report.summarise_run(record["scores"]["aggregator"], list(organ_of.values()), report_groups)
@@ -234,7 +234,6 @@ def _train_and_score(layout: AblationLayout, name: str, key: str, seed: int, con
     scores = score_cases(Predictor(result.model, device=device.type, overlap=SCORE_OVERLAP), layout.test)
     RunFolder(run_dir).checkpoint.unlink(missing_ok=True)  # the model package is kept; checkpoints are large
     return {"variant": name, "key": key, "seed": seed, "iterations": result.iteration,
-            "machine": machine_description(device), "date": datetime.date.today().isoformat(),
             "train_seconds": round(trained - start, 2), "eval_seconds": round(time.perf_counter() - trained, 2),
             "model": str(result.model), "scores": scores}
 

@@ -51,12 +51,12 @@ def run(args: argparse.Namespace) -> int:
     run_dir = args.resume if isinstance(args.resume, str) else args.run_dir
     if run_dir is None:
         raise InputError("say where the run lives: --run RUN (or --resume RUN)")
+    if args.unlabeled_weight is not None and not args.unlabeled_weight >= 0:
+        raise InputError(f"--unlabeled-weight must be 0 or more, got {args.unlabeled_weight}")
     if args.gpus > 1 and "WORLD_SIZE" not in os.environ:
         return launch(_worker_argv(args), args.gpus)
     if not args.resume and args.data is None:
         raise InputError("give the dataset folder DATA (only --resume can do without it)")
-    if args.unlabeled_weight is not None and not args.unlabeled_weight >= 0:
-        raise InputError(f"--unlabeled-weight must be 0 or more, got {args.unlabeled_weight}")
     overrides = {"iterations": args.iterations, "seed": args.seed, "val_every": args.val_every,
                  "checkpoint_every": args.checkpoint_every, "validation_cases": args.validation_cases,
                  "fusion": args.fusion, "lambda_max": args.unlabeled_weight}
