@@ -30,7 +30,8 @@ from DCASegmentationLib import dependencies  # noqa: E402
 
 POLL_INTERVAL_MS = 500
 SETTINGS_PREFIX = "DCATraining/"
-REMEMBERED = ("datasetFolder", "runFolder", "preset", "iterations", "device", "rankingScore")
+REMEMBERED = ("datasetFolder", "runFolder", "preset", "iterations", "unlabeledWeight", "device", "rankingScore")
+PRESET_WEIGHT = -1.0  # the unlabeled-weight spin box at its minimum shows "preset default"
 
 
 class DCATraining(ScriptedLoadableModule):
@@ -57,6 +58,7 @@ class DCATrainingParameterNode:
     runFolder: Path
     preset: Annotated[str, Choice(["cpu-demo", "paper", "tiny"])] = "cpu-demo"
     iterations: Annotated[int, WithinRange(0, 1000000)] = 0
+    unlabeledWeight: Annotated[float, WithinRange(PRESET_WEIGHT, 100.0)] = PRESET_WEIGHT
     device: Annotated[str, Choice(["auto", "cpu", "cuda", "mps"])] = "auto"
     correctionVolume: slicer.vtkMRMLScalarVolumeNode
     correctionSegmentation: slicer.vtkMRMLSegmentationNode
@@ -324,9 +326,10 @@ class DCATrainingLogic(ScriptedLoadableModuleLogic):
     def request(self, parameterNode):
         from DCATrainingLib.training_process import TrainingRequest
 
+        weight = parameterNode.unlabeledWeight
         return TrainingRequest(data=Path(parameterNode.datasetFolder), run=Path(parameterNode.runFolder),
                                preset=parameterNode.preset, iterations=parameterNode.iterations or None,
-                               device=parameterNode.device)
+                               unlabeled_weight=weight if weight >= 0 else None, device=parameterNode.device)
 
     def startTraining(self, parameterNode, resume: bool = False):
         """Start (or resume) ``dcaseg train`` in the background; returns the ``TrainingProcess``."""

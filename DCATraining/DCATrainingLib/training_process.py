@@ -28,12 +28,17 @@ STOP_GRACE_S = 120.0
 
 @dataclass(frozen=True)
 class TrainingRequest:
-    """What to train: dataset folder, run folder and the user's choices."""
+    """What to train: dataset folder, run folder and the user's choices.
+
+    ``unlabeled_weight`` is λ, the weight of the pseudo-label loss (0 trains on the labels only);
+    None keeps the preset's.
+    """
 
     data: Path
     run: Path
     preset: str = "cpu-demo"
     iterations: int | None = None
+    unlabeled_weight: float | None = None
     device: str | None = None
     init_from: Path | None = None
     regroup: bool = False
@@ -51,6 +56,8 @@ class TrainingRequest:
                             "--progress", "jsonl"]
         if self.iterations:
             command += ["--iterations", str(int(self.iterations))]
+        if self.unlabeled_weight is not None:
+            command += ["--unlabeled-weight", f"{float(self.unlabeled_weight):g}"]
         if self.init_from:
             command += ["--init-from", str(self.init_from)]
         if self.regroup:

@@ -18,6 +18,7 @@ slicer = pytest.importorskip("slicer")
 
 RUN_LIMIT_S = 900  # a hang guard, not a speed check
 PHANTOM_SEED, PHANTOM_SIZE = 1, (48, 48, 32)
+UNLABELED_WEIGHT = 2.5  # not the tiny preset's 10, so the run shows whether the choice arrived
 
 
 def logged(run: Path, kind: str) -> list[dict]:
@@ -36,7 +37,8 @@ def stopped_then_resumed(tmp_path_factory):
     root = tmp_path_factory.mktemp("training")
     make_phantom(root / "data", cases=4, labeled=2, seed=PHANTOM_SEED, size=PHANTOM_SIZE)
     scene = slicer.vtkMRMLScene()
-    request = TrainingRequest(data=root / "data", run=root / "run", preset="tiny", device="cpu")
+    request = TrainingRequest(data=root / "data", run=root / "run", preset="tiny", device="cpu",
+                              unlabeled_weight=UNLABELED_WEIGHT)
     first = TrainingProcess(scene, request)
     first.start()
     while first.poll():
@@ -60,6 +62,14 @@ def test_stop_leaves_a_run_that_resume_completes(stopped_then_resumed):
     assert second.monitor.resumed_at == stopped_at
     assert logged(request.run, "done")[-1]["iteration"] == total
     assert first.monitor.progress < 1.0 and second.monitor.progress == 1.0
+
+
+def test_the_chosen_unlabeled_weight_reaches_the_run_and_survives_resume(stopped_then_resumed):
+    _, request, _, _, _ = stopped_then_resumed
+    assert json.loads((request.run / "config.json").read_text(encoding="utf-8"))["train"]["lambda_max"] \
+        == UNLABELED_WEIGHT
+    ramp = [e["lambda"] for e in logged(request.run, "metrics")]
+    assert 0 < max(ramp) <= UNLABELED_WEIGHT
 
 
 def test_monitor_plots_hold_every_logged_point(stopped_then_resumed):
@@ -130,6 +140,8 @@ def test_retrain_fine_tunes_into_a_new_run_with_the_same_validation(stopped_then
     assert after["validation"] == before["validation"]
     assert newly in after["labeled"] and newly not in after["unlabeled"]
     meta = json.loads((retrain.run / "model" / "model.json").read_text(encoding="utf-8"))
+    assert json.loads((retrain.run / "config.json").read_text(encoding="utf-8"))["train"]["lambda_max"] \
+        == UNLABELED_WEIGHT
     assert meta["training"]["initialised_from"] == str(second.model_path)
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
             for p in (request.run / "model").iterdir()} == old_model
