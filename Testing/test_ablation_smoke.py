@@ -5,11 +5,12 @@ import json
 from pathlib import Path
 
 import pytest
+import SimpleITK as sitk
 
 from dcaseg.ablation.report import build_report, markdown
 from dcaseg.ablation.runner import AblationSettings, run_ablation
 from dcaseg.ablation.variants import (DEFAULT_ITERATIONS, PAPER_VARIANTS, VARIANTS, base_config, run_key,
-                                     select_variants, variant_config)
+                                     select_variants, variant_config, variant_key)
 from dcaseg.cli import main
 from dcaseg.errors import InputError
 
@@ -22,8 +23,10 @@ GROUPINGS = {
 
 def test_rows_that_train_the_same_network_share_runs() -> None:
     base = base_config()
-    keys = {name: run_key(variant_config(base, name, 0), GROUPINGS) for name in VARIANTS}
+    keys = {name: variant_key(base, name, GROUPINGS) for name in VARIANTS}
     assert len(set(keys.values())) == len(VARIANTS)
+    # The fully supervised V-Net is the labeled-only one trained on every case's labels.
+    assert keys["vnet-full"] == keys["vnet-labeled"] + ":all-labeled"
     same_as_top2 = {**GROUPINGS, "uniform": GROUPINGS["top2"]}
     assert run_key(variant_config(base, "group-uniform", 0), same_as_top2) == keys["dca"]
     assert run_key(variant_config(base, "experts-nosplit", 0), same_as_top2) == \
@@ -37,7 +40,8 @@ def test_rows_that_train_the_same_network_share_runs() -> None:
 
 
 def test_the_default_selection_is_the_papers_tables() -> None:
-    assert select_variants(None) == list(PAPER_VARIANTS) and len(PAPER_VARIANTS) == 10
+    assert select_variants(None) == list(PAPER_VARIANTS) and len(PAPER_VARIANTS) == 11
+    assert PAPER_VARIANTS[0] == "vnet-full" and [n for n in VARIANTS if VARIANTS[n].all_labeled] == ["vnet-full"]
     assert select_variants(["all"]) == list(VARIANTS)
     assert select_variants(["dca", "lambda-1", "vnet-labeled"]) == ["vnet-labeled", "dca", "lambda-1"]
     with pytest.raises(InputError, match="unknown ablation variants"):
@@ -111,6 +115,23 @@ def test_ablation_writes_table_json_and_figure(tmp_path: Path, capsys: pytest.Ca
     with pytest.raises(InputError, match=r"other settings \(sampling\)"):
         run_ablation(out, AblationSettings(budget=0.015, seeds=1, variants=("dca",), labeled=2, unlabeled=1,
                                            test=1, sampling="random"), "changed", "cpu")
+
+
+def test_the_fully_supervised_row_trains_on_every_label_of_the_same_cases(tmp_path: Path) -> None:
+    out = tmp_path / "ablation"
+    report = run_ablation(out, AblationSettings(budget=0.015, seeds=1, variants=("vnet-full",), labeled=2,
+                                                unlabeled=2, test=1), "full", "cpu", log=lambda _: None)
+    images = sorted(p.name for p in (out / "data" / "images").iterdir())
+    assert sorted(p.name for p in (out / "data" / "labels").iterdir()) == images[:2]
+    assert sorted(p.name for p in (out / "data-full" / "labels").iterdir()) == images
+    for name in images:
+        assert (sitk.GetArrayFromImage(sitk.ReadImage(str(out / "data-full" / "images" / name))) ==
+                sitk.GetArrayFromImage(sitk.ReadImage(str(out / "data" / "images" / name)))).all()
+    split = json.loads((out / "runs" / "vnet-full" / "seed0" / "split.json").read_text(encoding="utf-8"))
+    assert sorted(split["labeled"]) == [n.removesuffix(".nii.gz") for n in images] and not split["unlabeled"]
+    assert [(r["section"], r["variant"]) for r in report["rows"]] == [("upper bound", "vnet-full")]
+    table = (out / "ablation.md").read_text(encoding="utf-8")
+    assert "*V-Net, every training case labeled* trains on the same 4 cases with all their labels" in table
 
 
 def test_ablation_refuses_a_folder_that_holds_other_files(tmp_path: Path) -> None:

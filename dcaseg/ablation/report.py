@@ -107,7 +107,7 @@ def markdown(report: Mapping[str, Any]) -> str:
              f"patch {'x'.join(map(str, s['patch_size']))}, batch {s['labeled_batch']} labeled + "
              f"{s['unlabeled_batch']} unlabeled, seeds {s['seeds']}; data: {s['labeled']} labeled + "
              f"{s['unlabeled']} unlabeled phantom cases at {s['spacing_mm']} mm, {s['test']} held-out test cases; "
-             f"labeled patches {s.get('sampling', 'balanced')}",
+             f"labeled patches {s.get('sampling', 'balanced')}" + _all_labeled_note(report),
              "- Report groups (log-gap on the labeled set): " + "; ".join(
                  f"{g} = {', '.join(SHORT_NAMES.get(o, o) for o in report['report_groups'][g])}" for g in GROUP_NAMES),
              f"- Time: {report['wall_minutes']:.1f} min of wall time in the last call; "
@@ -135,6 +135,15 @@ def markdown(report: Mapping[str, Any]) -> str:
         agg = row["aggregator"]
         lines.append(f"| {row['variant']} | " + " | ".join(_fmt(agg["organs"].get(o)) for o in organs) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _all_labeled_note(report: Mapping[str, Any]) -> str:
+    """Which rows train with every training case's labels, for the data line."""
+    rows = [row["label"] for row in report["rows"] if VARIANTS[row["variant"]].all_labeled]
+    if not rows:
+        return ""
+    s = report["settings"]
+    return f"; *{'*, *'.join(rows)}* trains on the same {s['labeled'] + s['unlabeled']} cases with all their labels"
 
 
 def figure(report: Mapping[str, Any], path: Path) -> Path:

@@ -1,7 +1,9 @@
 """Run the ablation: one phantom dataset, every variant x seed trained and scored on held-out cases.
 
-Layout of the output folder: ``data/`` (training phantom: labeled + unlabeled), ``test/``
-(held-out labeled phantom cases, another phantom seed), ``cache/`` (shared preprocessing),
+Layout of the output folder: ``data/`` (training phantom: labeled + unlabeled), ``data-full/``
+(the same cases, all labeled; written only for the fully supervised variant), ``test/``
+(held-out labeled phantom cases, another phantom seed), ``cache/`` and ``cache-full/`` (shared
+preprocessing of each training folder),
 ``runs/<variant>/seed<k>/`` (each run folder with its model), ``results.json`` (every finished
 run, rewritten after each one, so an interrupted ablation keeps what it finished and a rerun
 of the same command continues where it stopped; a call with other ``--variants`` or
@@ -41,8 +43,8 @@ from ..training.config import TrainConfig
 from ..training.run_folder import RunFolder, read_json
 from ..training.trainer import Trainer, TrainRequest
 from . import report
-from .variants import (DEFAULT_N_FILTERS, DEFAULT_PATCH, GRID_SPACING, PAPER_VARIANTS, VARIANTS, base_config, run_key,
-                       variant_config)
+from .variants import (DEFAULT_N_FILTERS, DEFAULT_PATCH, GRID_SPACING, PAPER_VARIANTS, VARIANTS, base_config,
+                       variant_config, variant_key)
 
 # The phantom's field of view (288 x 288 x 200 mm, as drawn) on the ablation's 4 mm grid.
 PHANTOM_SIZE = (72, 72, 50)
@@ -89,12 +91,20 @@ class AblationLayout:
         return self.root / "data"
 
     @property
+    def data_full(self) -> Path:
+        return self.root / "data-full"
+
+    @property
     def test(self) -> Path:
         return self.root / "test"
 
     @property
     def cache(self) -> Path:
         return self.root / "cache"
+
+    @property
+    def cache_full(self) -> Path:
+        return self.root / "cache-full"
 
     @property
     def settings(self) -> Path:
@@ -145,13 +155,16 @@ def run_ablation(out: Path, settings: AblationSettings, command: str, device: st
     _check_settings(layout, settings)
     target = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                           ("cpu" if device == "auto" else device))
-    _ensure_phantom(layout.data, settings.labeled + settings.unlabeled, settings.labeled, settings.data_seed)
+    training_cases = settings.labeled + settings.unlabeled
+    _ensure_phantom(layout.data, training_cases, settings.labeled, settings.data_seed)
+    if any(VARIANTS[name].all_labeled for name in settings.variants):
+        _ensure_phantom(layout.data_full, training_cases, training_cases, settings.data_seed)
     _ensure_phantom(layout.test, settings.test, settings.test, settings.data_seed + TEST_SEED_OFFSET)
     organ_of = dict(CLASS_NAMES)
     groupings = _groupings(layout.data, sorted(organ_of))
     report_groups = {g: [organ_of[v] for v in groupings["top2"][g]] for g in GROUP_NAMES}
     base = base_config(settings.budget, settings.n_filters, settings.patch_size, settings.sampling)
-    keys = {name: run_key(variant_config(base, name, 0), groupings) for name in VARIANTS}
+    keys = {name: variant_key(base, name, groupings) for name in VARIANTS}
     folders: dict[str, str] = {}
     for name in settings.variants:
         folders.setdefault(keys[name], name)
@@ -225,8 +238,9 @@ def _train_and_score(layout: AblationLayout, name: str, key: str, seed: int, con
     if run_dir.exists():
         shutil.rmtree(run_dir)  # an interrupted run of this ablation: start it again from scratch
     start = time.perf_counter()
-    request = TrainRequest(run=run_dir, config=config, data=layout.data, device=device.type,
-                           cache_dir=layout.cache)
+    full = VARIANTS[name].all_labeled
+    request = TrainRequest(run=run_dir, config=config, data=layout.data_full if full else layout.data,
+                           device=device.type, cache_dir=layout.cache_full if full else layout.cache)
     result = Trainer(request, Reporter()).train()
     if result.model is None or result.stopped:
         raise InputError(f"run {name} seed {seed} stopped at iteration {result.iteration} without a model")

@@ -1,6 +1,9 @@
-"""The ablation's variants (paper Tables 3-5, and our fusion rule) and the rows of its report.
+"""The ablation's variants (paper Tables 3-5, its Table 1's fully supervised V-Net, our fusion rule and
+λ rows) and the rows of its report.
 
-Every variant is the same base training configuration with a few ``TrainConfig`` fields changed.
+Every variant is the same base training configuration with a few ``TrainConfig`` fields changed;
+``all_labeled`` variants train on the same cases with every label (the others see only the
+labeled share).
 Rows that name the same effective configuration (full DCA is also the log-gap grouping row and
 the asymmetric-architecture row) share one set of runs; ``run_key`` decides what is "the same".
 """
@@ -29,14 +32,18 @@ SAMPLING = {"balanced": (0.9, 1.0), "random": (0.0, 0.0)}
 
 @dataclass(frozen=True)
 class Variant:
-    """One ablation setting: a name, what it means, and the ``TrainConfig`` fields it sets."""
+    """One ablation setting: a name, what it means, the ``TrainConfig`` fields it sets, and whether
+    it trains with the labels of every training case (the fully supervised reference)."""
 
     name: str
     description: str
     overrides: Mapping[str, Any]
+    all_labeled: bool = False
 
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
+    Variant("vnet-full", "V-Net, every training case labeled (fully supervised: the most unlabeled data could give)",
+            {"mode": "vnet", "self_training": False}, all_labeled=True),
     Variant("vnet-labeled", "V-Net, labeled data only (single decoder)",
             {"mode": "vnet", "self_training": False}),
     Variant("vnet-pseudo", "V-Net + plain pseudo-label self-training (single decoder)",
@@ -62,14 +69,16 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
             {"experts": "dilation-only"}),
 )}
 
-# What a plain ``dcaseg ablate`` runs: the variants of the paper's Tables 3-5 (about an hour on 2 CPU
-# cores at budget 1). The fusion and λ variants are ours, and run when named with --variants.
-PAPER_VARIANTS: tuple[str, ...] = ("vnet-labeled", "vnet-pseudo", "experts-nosplit", "experts-split", "dca",
+# What a plain ``dcaseg ablate`` runs: the variants of the paper's Tables 3-5 and the fully supervised
+# V-Net that opens the benchmark's Table 1 (about an hour on 2 CPU cores at budget 1). The fusion and
+# λ variants are ours, and run when named with --variants.
+PAPER_VARIANTS: tuple[str, ...] = ("vnet-full", "vnet-labeled", "vnet-pseudo", "experts-nosplit", "experts-split", "dca",
                                    "group-uniform", "group-threshold", "arch-symmetric", "arch-depth-only",
                                    "arch-dilation-only")
 
 # (section, row label, variant): the report's rows in order, like the paper's Tables 3, 4 and 5.
 ROWS: tuple[tuple[str, str, str], ...] = (
+    ("upper bound", "V-Net, every training case labeled", "vnet-full"),
     ("components", "V-Net, labeled only", "vnet-labeled"),
     ("components", "V-Net + pseudo-labels", "vnet-pseudo"),
     ("components", "+ three experts (no label-split)", "experts-nosplit"),
@@ -121,23 +130,30 @@ def variant_config(base: TrainConfig, name: str, seed: int) -> TrainConfig:
     return base.with_overrides(**VARIANTS[name].overrides, seed=seed)
 
 
-def run_key(config: TrainConfig, groups: Mapping[str, Mapping[str, Sequence[int]]]) -> str:
+def run_key(config: TrainConfig, groups: Mapping[str, Mapping[str, Sequence[int]]], all_labeled: bool = False) -> str:
     """A name for what a configuration effectively trains; equal keys train identical networks.
 
     ``groups`` maps a grouping rule to the groups it gives on the labeled set. Fields that a mode
     ignores are left out: a V-Net has no experts, and without label-split the grouping is unused.
-    An unlabeled weight other than the paper's is named at the end, so earlier keys stay valid.
+    An unlabeled weight other than the paper's, and training on every case's labels, are named at
+    the end, so earlier keys stay valid.
     """
     weight = "" if config.lambda_max == PAPER_LAMBDA else f":lambda{config.lambda_max:g}"
+    labels = ":all-labeled" if all_labeled else ""
     if config.mode == "vnet":
-        return ("vnet-pseudo" + weight) if config.self_training else "vnet-labeled"
+        return ("vnet-pseudo" + weight if config.self_training else "vnet-labeled") + labels
     parts = [config.experts, "dfam" if config.dfam else "plain", config.fusion]
     if config.label_split:
         grouping = groups[config.grouping_rule]
         parts.append("split-" + "|".join(",".join(map(str, grouping[g])) for g in ("head", "medium", "tail")))
     else:
         parts.append("nosplit")
-    return "dca:" + ":".join(parts) + weight
+    return "dca:" + ":".join(parts) + weight + labels
+
+
+def variant_key(base: TrainConfig, name: str, groups: Mapping[str, Mapping[str, Sequence[int]]]) -> str:
+    """``run_key`` of variant ``name`` on ``base``."""
+    return run_key(variant_config(base, name, 0), groups, VARIANTS[name].all_labeled)
 
 
 def select_variants(names: Sequence[str] | None) -> list[str]:

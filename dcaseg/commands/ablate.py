@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
     extras = [name for name in VARIANTS if name not in PAPER_VARIANTS]
     parser.add_argument("--variants", nargs="+", metavar="NAME", choices=[*VARIANTS, "all"],
-                        help=f"run these variants (default: the paper's tables, {' '.join(PAPER_VARIANTS)}; "
+                        help=f"run these variants (default: the paper's tables and the fully supervised V-Net, "
+                             f"{' '.join(PAPER_VARIANTS)}; "
                              f"also {' '.join(extras)}; 'all' for every one)")
     parser.add_argument("--labeled", type=int, default=4, help="labeled training cases (default 4)")
     parser.add_argument("--unlabeled", type=int, default=12, help="unlabeled training cases (default 12)")
