@@ -13,6 +13,7 @@ from monai.data.utils import compute_importance_map, dense_patch_slices
 from monai.inferers import sliding_window_inference
 
 from dcaseg.data.imageio import read_image
+from dcaseg.data.preprocess import body_mask
 from dcaseg.errors import DcaError, InputError
 from dcaseg.events import Reporter
 from dcaseg.inference import Predictor
@@ -172,6 +173,39 @@ def test_an_organ_at_a_known_physical_point_is_found_there(direction):
                         for i, j, k in zip(x, y, z)], axis=0)
     assert np.linalg.norm(centroid - np.array(point)) < 1.0
     assert set(np.unique(sitk.GetArrayFromImage(labels))) == {0, ORGAN_VALUE}
+
+
+def test_the_body_mask_is_the_patient_with_its_gas_and_without_air_or_table():
+    hu = np.full((6, 30, 30), AIR_HU)
+    hu[:, 5:20, 5:25] = TISSUE_HU          # the patient
+    hu[:, 10:14, 10:14] = AIR_HU           # gas inside (bowel, lung)
+    hu[:, 25:28, 2:28] = 300.0             # the table, not touching the patient
+    hu[:, 2, 2] = TISSUE_HU                # a loose bright speck in the air
+    body = body_mask(hu)
+    patient = np.zeros_like(body)
+    patient[:, 5:20, 5:25] = True
+    assert np.array_equal(body, patient)
+    assert body_mask(np.full((4, 8, 8), AIR_HU)) is None
+
+
+def test_no_organ_is_labeled_outside_the_patient():
+    """A network that calls everything the organ, on a body with gas inside it and a table beside it."""
+    meta = dataclasses.replace(tiny_model_meta(), preprocessing=Preprocessing((2.0, 2.0, 2.0), (32, 32, 32)))
+    package = ModelPackage(meta, threshold_network(meta, threshold=-1.0).state_dict(), source=None)
+    image = phantom((60, 56, 20), (2.0, 2.0, 2.0), rotation((0, 0, 0)), (0.0, 0.0, 0.0), (60.0, 56.0, 20.0), 8.0)
+    hu = sitk.GetArrayFromImage(image)
+    hu[:, 10:16, 40:46] = AIR_HU     # gas inside the body block (rows/columns 4 .. n-5)
+    hu[:, :, 0:2] = 300              # a table along the edge of the field of view, apart from the body
+    masked = sitk.GetImageFromArray(hu)
+    masked.CopyInformation(image)
+    prediction = Predictor(package, device="cpu", overlap=0.0).predict(masked, probabilities=True)
+    labels = sitk.GetArrayFromImage(prediction.labels)
+    inside = np.zeros_like(labels, dtype=bool)
+    inside[4:-4, 4:-4, 4:-4] = True   # the phantom's body block
+    assert (labels[inside] == ORGAN_VALUE).all()
+    assert (labels[~inside] == 0).all()
+    probabilities = sitk.GetArrayFromImage(prediction.probabilities)
+    assert np.allclose(probabilities[~inside][:, 0], 1.0)
 
 
 def test_real_ct_gives_labels_and_attention_in_its_exact_geometry(tiny_model):

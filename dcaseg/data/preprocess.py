@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 CT_WINDOW = (-75.0, 275.0)
 MR_PERCENTILES = (0.5, 99.5)
@@ -76,6 +77,29 @@ def body_bounding_box(array_hu: np.ndarray, threshold: float = BODY_THRESHOLD_HU
         hits = np.flatnonzero(mask.any(axis=other))
         box.append(slice(max(0, int(hits[0]) - margin), min(mask.shape[axis], int(hits[-1]) + 1 + margin)))
     return tuple(box)
+
+
+def body_mask(array_hu: np.ndarray, threshold: float = BODY_THRESHOLD_HU) -> np.ndarray | None:
+    """The patient (array order, axis 0 axial): the largest connected region above ``threshold`` HU,
+    with what it encloses in each axial slice (bowel gas, lungs) filled in; None if no voxel is above.
+
+    Air around the patient, the table and loose objects are outside it.
+    """
+    regions, count = ndimage.label(np.asarray(array_hu) > threshold)
+    if count == 0:
+        return None
+    sizes = np.bincount(regions.ravel())
+    sizes[0] = 0
+    body = regions == int(sizes.argmax())
+    # Holes: regions outside the body, connected within their slice only, that touch no slice edge.
+    in_slice = np.zeros((3, 3, 3), dtype=bool)
+    in_slice[1] = ndimage.generate_binary_structure(2, 1)
+    rest, _ = ndimage.label(~body, structure=in_slice)
+    open_to_edge = np.zeros(int(rest.max()) + 1, dtype=bool)
+    open_to_edge[0] = True
+    for edge in (rest[:, 0, :], rest[:, -1, :], rest[:, :, 0], rest[:, :, -1]):
+        open_to_edge[np.unique(edge)] = True
+    return body | ~open_to_edge[rest]
 
 
 def spacing_zyx(spacing_xyz: Sequence[float]) -> tuple[float, float, float]:

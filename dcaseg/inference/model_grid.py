@@ -18,7 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..data.orientation import LpsView, lps_view
-from ..data.preprocess import body_bounding_box, normalise_intensity
+from ..data.preprocess import body_bounding_box, body_mask, normalise_intensity
 from ..package import Preprocessing
 from .sliding_window import DEFAULT_OVERLAP, axis_window_starts
 
@@ -28,7 +28,8 @@ class ModelGridVolume:
     """A normalised float32 array (z, y, x) on (part of) the model grid, and the whole grid's geometry (x, y, z).
 
     ``placement`` is the (before, after) padding per array axis that puts ``array`` back on the
-    whole grid: zeros unless the body crop took only part of it.
+    whole grid: zeros unless the body crop took only part of it. ``body`` marks the patient's
+    voxels of ``array`` (``preprocess.body_mask``), or is None where no mask was asked for or found.
     """
 
     array: np.ndarray
@@ -36,6 +37,7 @@ class ModelGridVolume:
     spacing: tuple[float, ...]
     direction: tuple[float, ...]
     placement: tuple[tuple[int, int], ...] = ((0, 0), (0, 0), (0, 0))
+    body: np.ndarray | None = None
 
     @property
     def cropped(self) -> bool:
@@ -89,11 +91,12 @@ def window_aligned(start: int, stop: int, length: int, patch: int, overlap: floa
 
 
 def to_model_grid(image: sitk.Image, preprocessing: Preprocessing, body_crop: bool,
-                  overlap: float = DEFAULT_OVERLAP) -> tuple[ModelGridVolume, str | None]:
+                  overlap: float = DEFAULT_OVERLAP, find_body: bool = False) -> tuple[ModelGridVolume, str | None]:
     """Reorient (LPS axes), resample and normalise ``image`` onto the model grid; also return a warning or None.
 
     With ``body_crop`` the grid keeps only the windows (at ``overlap``) that touch the body's
     bounding box: inside the body the result is the whole volume's, from fewer windows.
+    ``find_body`` also marks the patient's voxels (from the resampled Hounsfield units).
     """
     warning = None
     view = lps_view(image)
@@ -114,9 +117,11 @@ def to_model_grid(image: sitk.Image, preprocessing: Preprocessing, body_crop: bo
     outside = float(sitk.GetArrayViewFromImage(image).min())
     resampled = sitk.Resample(image, [int(n) for n in count], sitk.Transform(), sitk.sitkLinear,
                               tuple(origin.tolist()), spacing, view.direction, outside, sitk.sitkFloat32)
-    array = normalise_intensity(sitk.GetArrayViewFromImage(resampled), preprocessing.intensity)
+    hounsfield = sitk.GetArrayViewFromImage(resampled)
+    body = body_mask(hounsfield) if find_body else None
+    array = normalise_intensity(hounsfield, preprocessing.intensity)
     placement = tuple((a, n - a - c) for a, n, c in zip(reversed(first), reversed(size), reversed(count)))
-    grid = ModelGridVolume(np.ascontiguousarray(array), view.origin, spacing, view.direction, placement)
+    grid = ModelGridVolume(np.ascontiguousarray(array), view.origin, spacing, view.direction, placement, body)
     return grid, warning
 
 

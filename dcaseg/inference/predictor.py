@@ -3,7 +3,8 @@
 Steps per volume: read → reorient to LPS axes → crop to the body (CT) → resample to the model's
 spacing and normalise →
 sliding windows with Gaussian weights (labels, attention, fused logits blended on the device) →
-argmax on the device → back onto the input grid (exact size, spacing, origin, direction).
+argmax on the device, background outside the patient (CT) → back onto the input grid (exact
+size, spacing, origin, direction).
 """
 from __future__ import annotations
 
@@ -100,6 +101,9 @@ class Predictor:
         self.reporter = reporter or Reporter()
         ct_window = meta.preprocessing.intensity.get("mode") == "ct-window"
         self.body_crop = (meta.preprocessing.body_crop and ct_window) if body_crop is None else body_crop
+        # No organ outside the patient: a model trained on few cases can call the air beside the body
+        # an organ (seen on the real CT fixture with the phantom-trained demo model).
+        self.mask_to_body = meta.preprocessing.body_crop and ct_window
         self._values = torch.tensor(meta.label_values)
         self._label_type = np.uint8 if max(meta.label_values) <= 255 else np.uint16
         self._weights: dict[torch.device, Tensor] = {}
@@ -117,7 +121,8 @@ class Predictor:
         attention = attention and self._has_attention("attention maps")
         fused = fused and self._has_attention("a fused expert prediction", experts_only=True)
         reporter.stage("preprocessing")
-        grid, warning = to_model_grid(image, self.meta.preprocessing, self.body_crop, self.overlap)
+        grid, warning = to_model_grid(image, self.meta.preprocessing, self.body_crop, self.overlap,
+                                      find_body=self.mask_to_body)
         if warning:
             reporter.warning(warning)
         maps = self._predict_on_grid(grid, attention, probabilities, fused)
@@ -156,7 +161,7 @@ class Predictor:
                 stitched = stitch_windows(volume, windows, run, channels, self._weights_on(plan.device, patch),
                                           plan.device, plan.accumulate_device, plan.windows_per_batch,
                                           lambda done, total: self.reporter.progress("windows", done, total))
-                return self._finish(stitched, probabilities, fused)
+                return self._finish(stitched, probabilities, fused, grid.body)
 
         buffer_bytes = 4 * (sum(channels.values()) + 2) * int(np.prod(windows.padded_shape))
         return run_with_fallback(attempt, self._first_plan(buffer_bytes), self.reporter)
@@ -211,20 +216,34 @@ class Predictor:
         copy = copy.to(device)
         return copy.to(memory_format=torch.channels_last_3d) if uses_channels_last(device) else copy
 
-    def _finish(self, stitched: dict[str, Tensor], probabilities: bool, fused: bool) -> dict[str, np.ndarray]:
+    def _finish(self, stitched: dict[str, Tensor], probabilities: bool, fused: bool,
+                body: np.ndarray | None) -> dict[str, np.ndarray]:
         """Argmax (as label values) and soft maps on the accumulation device, then to host arrays.
 
-        The label map and probabilities come from the package's ``output`` head.
+        The label map and probabilities come from the package's ``output`` head; outside ``body``
+        (when given) every voxel is background, with probability 1.
         """
         output = stitched["fused"] if self.meta.output == "experts_fused" else stitched["logits"]
         values = self._values.to(output.device)
-        maps = {"labels": values[output.argmax(0)].cpu().numpy().astype(self._label_type)}
+        outside = torch.from_numpy(~body).to(output.device) if body is not None else None
+
+        def label_map(logits: Tensor) -> np.ndarray:
+            index = logits.argmax(0)
+            if outside is not None:
+                index[outside] = 0
+            return values[index].cpu().numpy().astype(self._label_type)
+
+        maps = {"labels": label_map(output)}
         if probabilities:
-            maps["probabilities"] = torch.softmax(output, dim=0).cpu().numpy()
+            soft = torch.softmax(output, dim=0)
+            if outside is not None:
+                soft[:, outside] = 0.0
+                soft[0, outside] = 1.0
+            maps["probabilities"] = soft.cpu().numpy()
         if "attention" in stitched:
             maps["attention"] = stitched["attention"].cpu().numpy()
         if fused:
-            maps["fused_labels"] = values[stitched["fused"].argmax(0)].cpu().numpy().astype(self._label_type)
+            maps["fused_labels"] = label_map(stitched["fused"])
         return maps
 
     # ------------------------------------------------------------------------------ restore
