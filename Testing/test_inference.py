@@ -206,6 +206,8 @@ def test_no_organ_is_labeled_outside_the_patient():
     assert (labels[~inside] == 0).all()
     probabilities = sitk.GetArrayFromImage(prediction.probabilities)
     assert np.allclose(probabilities[~inside][:, 0], 1.0)
+    unmasked = Predictor(package, device="cpu", overlap=0.0, mask_to_body=False).predict(masked).labels
+    assert (sitk.GetArrayFromImage(unmasked)[~inside] == ORGAN_VALUE).any()
 
 
 def test_real_ct_gives_labels_and_attention_in_its_exact_geometry(tiny_model):

@@ -11,8 +11,9 @@
    torch's allocator), timed from the image in memory to the label map in the input's geometry,
    twice, the faster call counted (the first pays one-off kernel selection), with the same
    preprocessing and restoring code:
-   same windows (overlap 0.5, Gaussian, float32) through both; then each side's defaults (ours:
-   bf16 where the CPU has it natively, several small windows per pass). Agreement is the share of
+   same windows (overlap 0.5, Gaussian, float32, no body mask) through both; then each side's
+   defaults (ours: body crop and mask, bf16 where the CPU has it natively, several small windows
+   per pass). Agreement is the share of
    equal voxels inside the body (HU > -500) against the dense overlap-0.5 float32 reference.
 4. Memory (CPU): ``dcaseg segment`` on a 512×512×400 volume (0.8 mm slices), peak RSS of the
    process. On a GPU instead: ``dcaseg segment`` end to end (process start, model and NIfTI read,
@@ -147,7 +148,7 @@ def run_configuration(config: dict, model: Path, volume: Path, labels_out: Path,
     meta = package.meta
     if config["engine"] == "ours":
         predictor = Predictor(package, device=device, overlap=config["overlap"], body_crop=config["crop"],
-                              precision=config.get("precision", "auto"))
+                              precision=config.get("precision", "auto"), mask_to_body=config.get("mask"))
         events = []
         predictor.reporter.sinks.append(events.append)
 
@@ -267,7 +268,7 @@ def main() -> None:
         print(f"device {args.device} ({hardware}), torch {torch.__version__}", flush=True)
         configs = {
             "monai-same": {"engine": "monai", "overlap": 0.5, "mode": "gaussian"},
-            "ours-same": {"engine": "ours", "overlap": 0.5, "crop": False, "precision": "fp32"},
+            "ours-same": {"engine": "ours", "overlap": 0.5, "crop": False, "precision": "fp32", "mask": False},
             "monai-defaults": {"engine": "monai", "overlap": MONAI_DEFAULT_OVERLAP, "mode": MONAI_DEFAULT_MODE},
             "ours-defaults": {"engine": "ours", "overlap": DEFAULT_OVERLAP, "crop": None},
             "ours-overlap-0.25": {"engine": "ours", "overlap": 0.25, "crop": None},

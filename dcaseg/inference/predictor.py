@@ -53,22 +53,28 @@ class Prediction:
 
 
 class Predictor:
-    """Segments volumes with one model; see ``predict``."""
+    """Segments volumes with one model; see ``predict``.
+
+    ``body_crop`` (run windows only around the body) and ``mask_to_body`` (background outside the
+    patient) follow the model when None: on for CT models whose preprocessing crops to the body.
+    """
 
     def __init__(self, model: str | Path | ModelPackage, device: str = "auto", overlap: float = DEFAULT_OVERLAP,
                  windows_per_batch: int | None = None, reporter: Reporter | None = None,
-                 body_crop: bool | None = None, precision: str = "auto") -> None:
+                 body_crop: bool | None = None, precision: str = "auto", mask_to_body: bool | None = None) -> None:
         package = model if isinstance(model, ModelPackage) else load_package(model)
         target = resolve_device(device)
         network = package.build_network(target)
         if uses_channels_last(target):
             network = network.to(memory_format=torch.channels_last_3d)
-        self._setup(network, package.meta, target, overlap, windows_per_batch, reporter, body_crop, precision)
+        self._setup(network, package.meta, target, overlap, windows_per_batch, reporter, body_crop, precision,
+                    mask_to_body)
 
     @classmethod
     def from_network(cls, network: DCANet, meta: ModelMeta, device: str = "auto", overlap: float = DEFAULT_OVERLAP,
                      windows_per_batch: int | None = None, reporter: Reporter | None = None,
-                     body_crop: bool | None = None, precision: str = "auto") -> Predictor:
+                     body_crop: bool | None = None, precision: str = "auto",
+                     mask_to_body: bool | None = None) -> Predictor:
         """A predictor around a network in memory (e.g. the trainer's, for validation).
 
         The network is used as it is (its device and memory layout are kept; ``device`` other than
@@ -79,12 +85,13 @@ class Predictor:
         if target != own:
             raise InputError(f"the network is on {own}, not on the requested device {target}")
         predictor = cls.__new__(cls)
-        predictor._setup(network, meta, target, overlap, windows_per_batch, reporter, body_crop, precision)
+        predictor._setup(network, meta, target, overlap, windows_per_batch, reporter, body_crop, precision,
+                         mask_to_body)
         return predictor
 
     def _setup(self, network: DCANet, meta: ModelMeta, device: torch.device, overlap: float,
                windows_per_batch: int | None, reporter: Reporter | None, body_crop: bool | None,
-               precision: str) -> None:
+               precision: str, mask_to_body: bool | None) -> None:
         if not 0.0 <= overlap < 1.0:
             raise InputError(f"overlap must be at least 0 and below 1, got {overlap}")
         if windows_per_batch is not None and windows_per_batch < 1:
@@ -103,7 +110,8 @@ class Predictor:
         self.body_crop = (meta.preprocessing.body_crop and ct_window) if body_crop is None else body_crop
         # No organ outside the patient: a model trained on few cases can call the air beside the body
         # an organ (seen on the real CT fixture with the phantom-trained demo model).
-        self.mask_to_body = meta.preprocessing.body_crop and ct_window
+        default_mask = meta.preprocessing.body_crop and ct_window
+        self.mask_to_body = default_mask if mask_to_body is None else mask_to_body
         self._values = torch.tensor(meta.label_values)
         self._label_type = np.uint8 if max(meta.label_values) <= 255 else np.uint16
         self._weights: dict[torch.device, Tensor] = {}
