@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from scipy import ndimage
 from support import REALCT_IMAGE, rotation, tiny_model_meta
 from monai.data.utils import compute_importance_map, dense_patch_slices
 from monai.inferers import sliding_window_inference
@@ -186,6 +187,11 @@ def test_the_body_mask_is_the_patient_with_its_gas_and_without_air_or_table():
     patient[:, 5:20, 5:25] = True
     assert np.array_equal(body, patient)
     assert body_mask(np.full((4, 8, 8), AIR_HU)) is None
+    coarse = body_mask(hu, step=2)  # found on every 2nd voxel: the same patient up to its skin
+    assert coarse.shape == hu.shape
+    skin = ndimage.binary_dilation(patient) & ~ndimage.binary_erosion(patient)
+    assert not ((coarse ^ patient) & ~skin).any()
+    assert not coarse[:, 25:28].any() and coarse[:, 10:14, 10:14].all()
 
 
 def test_no_organ_is_labeled_outside_the_patient():

@@ -79,13 +79,22 @@ def body_bounding_box(array_hu: np.ndarray, threshold: float = BODY_THRESHOLD_HU
     return tuple(box)
 
 
-def body_mask(array_hu: np.ndarray, threshold: float = BODY_THRESHOLD_HU) -> np.ndarray | None:
+def body_mask(array_hu: np.ndarray, threshold: float = BODY_THRESHOLD_HU, step: int = 1) -> np.ndarray | None:
     """The patient (array order, axis 0 axial): the largest connected region above ``threshold`` HU,
     with what it encloses in each axial slice (bowel gas, lungs) filled in; None if no voxel is above.
 
-    Air around the patient, the table and loose objects are outside it.
+    Air around the patient, the table and loose objects are outside it. ``step`` > 1 finds it on
+    every ``step``-th voxel per axis and spreads that back (about ``step``³ times faster; the skin
+    moves by less than ``step`` voxels).
     """
-    regions, count = ndimage.label(np.asarray(array_hu) > threshold)
+    array_hu = np.asarray(array_hu)
+    if step > 1:
+        coarse = body_mask(array_hu[::step, ::step, ::step], threshold)
+        if coarse is None:
+            return None
+        spread = coarse.repeat(step, 0).repeat(step, 1).repeat(step, 2)
+        return np.ascontiguousarray(spread[:array_hu.shape[0], :array_hu.shape[1], :array_hu.shape[2]])
+    regions, count = ndimage.label(array_hu > threshold)
     if count == 0:
         return None
     sizes = np.bincount(regions.ravel())
