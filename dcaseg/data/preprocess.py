@@ -79,21 +79,23 @@ def body_bounding_box(array_hu: np.ndarray, threshold: float = BODY_THRESHOLD_HU
     return tuple(box)
 
 
-def body_mask(array_hu: np.ndarray, threshold: float = BODY_THRESHOLD_HU, step: int = 1) -> np.ndarray | None:
+def body_mask(array_hu: np.ndarray, threshold: float = BODY_THRESHOLD_HU,
+              step: Sequence[int] = (1, 1, 1)) -> np.ndarray | None:
     """The patient (array order, axis 0 axial): the largest connected region above ``threshold`` HU,
     with what it encloses in each axial slice (bowel gas, lungs) filled in; None if no voxel is above.
 
-    Air around the patient, the table and loose objects are outside it. ``step`` > 1 finds it on
-    every ``step``-th voxel per axis and spreads that back (about ``step``³ times faster; the skin
-    moves by less than ``step`` voxels).
+    Air around the patient, the table and loose objects are outside it. A ``step`` above 1 on an
+    axis finds it on every ``step``-th voxel there and spreads that back (as many times faster;
+    the skin moves by less than ``step`` voxels).
     """
     array_hu = np.asarray(array_hu)
-    if step > 1:
-        coarse = body_mask(array_hu[::step, ::step, ::step], threshold)
+    if any(k > 1 for k in step):
+        coarse = body_mask(array_hu[tuple(slice(None, None, k) for k in step)], threshold)
         if coarse is None:
             return None
-        spread = coarse.repeat(step, 0).repeat(step, 1).repeat(step, 2)
-        return np.ascontiguousarray(spread[:array_hu.shape[0], :array_hu.shape[1], :array_hu.shape[2]])
+        for axis, k in enumerate(step):
+            coarse = coarse.repeat(k, axis)
+        return np.ascontiguousarray(coarse[tuple(slice(0, n) for n in array_hu.shape)])
     regions, count = ndimage.label(array_hu > threshold)
     if count == 0:
         return None

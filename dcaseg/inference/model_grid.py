@@ -22,9 +22,10 @@ from ..data.preprocess import body_bounding_box, body_mask, normalise_intensity
 from ..package import Preprocessing
 from .sliding_window import DEFAULT_OVERLAP, axis_window_starts
 
-# The body mask is found on every 2nd voxel: 0.08 s instead of 0.42 s on a 266x266x167 grid (2-core
-# CPU), which matters beside the H100's 0.65 s for the whole segmentation; the skin moves < 2 voxels.
-BODY_MASK_STEP = 2
+# The body mask is found on a grid of at most this spacing (every k-th voxel of a finer model grid):
+# 0.1 s instead of 0.4 s on a 266x266x167 grid at 1.5x1.5x3 mm (2-core CPU), which matters beside
+# an H100's 0.65 s for the whole segmentation; the skin moves by less than one step.
+BODY_MASK_SPACING_MM = 3.0
 
 
 @dataclass
@@ -122,7 +123,8 @@ def to_model_grid(image: sitk.Image, preprocessing: Preprocessing, body_crop: bo
     resampled = sitk.Resample(image, [int(n) for n in count], sitk.Transform(), sitk.sitkLinear,
                               tuple(origin.tolist()), spacing, view.direction, outside, sitk.sitkFloat32)
     hounsfield = sitk.GetArrayViewFromImage(resampled)
-    body = body_mask(hounsfield, step=BODY_MASK_STEP) if find_body else None
+    steps = [max(1, int(BODY_MASK_SPACING_MM // t)) for t in reversed(spacing)]  # array order (z, y, x)
+    body = body_mask(hounsfield, step=steps) if find_body else None
     array = normalise_intensity(hounsfield, preprocessing.intensity)
     placement = tuple((a, n - a - c) for a, n, c in zip(reversed(first), reversed(size), reversed(count)))
     grid = ModelGridVolume(np.ascontiguousarray(array), view.origin, spacing, view.direction, placement, body)
