@@ -13,8 +13,8 @@
    preprocessing and restoring code:
    same windows (overlap 0.5, Gaussian, float32, no body mask) through both; then each side's
    defaults (ours: body crop and mask, bf16 where the CPU has it natively, several small windows
-   per pass). Agreement is the share of
-   equal voxels inside the body (HU > -500) against the dense overlap-0.5 float32 reference.
+   per pass). Agreement is the share of equal voxels inside the body (HU > -500) against the
+   dense overlap-0.5 float32 reference.
 4. Memory (CPU): ``dcaseg segment`` on a 512×512×400 volume (0.8 mm slices), peak RSS of the
    process. On a GPU instead: ``dcaseg segment`` end to end (process start, model and NIfTI read,
    segmentation, NIfTI written) on the benchmark volume.

@@ -72,8 +72,8 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
 # What a plain ``dcaseg ablate`` runs: the variants of the paper's Tables 3-5 and the fully supervised
 # V-Net that opens the benchmark's Table 1 (about an hour on 2 CPU cores at budget 1). The fusion and
 # λ variants are ours, and run when named with --variants.
-PAPER_VARIANTS: tuple[str, ...] = ("vnet-full", "vnet-labeled", "vnet-pseudo", "experts-nosplit", "experts-split", "dca",
-                                   "group-uniform", "group-threshold", "arch-symmetric", "arch-depth-only",
+PAPER_VARIANTS: tuple[str, ...] = ("vnet-full", "vnet-labeled", "vnet-pseudo", "experts-nosplit", "experts-split",
+                                   "dca", "group-uniform", "group-threshold", "arch-symmetric", "arch-depth-only",
                                    "arch-dilation-only")
 
 # (section, row label, variant): the report's rows in order, like the paper's Tables 3, 4 and 5.
