@@ -106,12 +106,11 @@ class Predictor:
             device, int(np.prod(meta.preprocessing.patch_size)))
         self.precision = precision
         self.reporter = reporter or Reporter()
-        ct_window = meta.preprocessing.intensity.get("mode") == "ct-window"
-        self.body_crop = (meta.preprocessing.body_crop and ct_window) if body_crop is None else body_crop
+        ct_body = meta.preprocessing.body_crop and meta.preprocessing.intensity.get("mode") == "ct-window"
+        self.body_crop = ct_body if body_crop is None else body_crop
         # No organ outside the patient: a model trained on few cases can call the air beside the body
         # an organ (seen on the real CT fixture with the phantom-trained demo model).
-        default_mask = meta.preprocessing.body_crop and ct_window
-        self.mask_to_body = default_mask if mask_to_body is None else mask_to_body
+        self.mask_to_body = ct_body if mask_to_body is None else mask_to_body
         self._values = torch.tensor(meta.label_values)
         self._label_type = np.uint8 if max(meta.label_values) <= 255 else np.uint16
         self._weights: dict[torch.device, Tensor] = {}
