@@ -25,7 +25,7 @@ from .events import Reporter, parse_event_line
 from .grouping import count_voxels
 from .inference import Predictor
 from .inference.devices import usable_cores
-from .labelsplit import GROUP_NAMES
+from .grouping import GROUP_NAMES
 from .metrics import dice_per_organ, evaluate_pair, finite_mean
 from .package import ModelMeta, load_package
 from .report import dice_table, grouping_chart, overlay_slices, pick_slices, training_curves

@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-GROUP_NAMES = ("head", "medium", "tail")
 FUSION_RULES = ("sum", "mean")  # how logit concatenation combines the experts' backgrounds
 
 

@@ -23,7 +23,7 @@ from safetensors.torch import save as save_safetensors_bytes
 from . import __version__
 from .atomic import atomic_write
 from .errors import PackageError
-from .labelsplit import GROUP_NAMES
+from .grouping import GROUP_NAMES
 from .nets import ArchitectureConfig, DCANet
 
 FORMAT_VERSION = 1

@@ -14,7 +14,7 @@ import SimpleITK as sitk  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from .labelsplit import GROUP_NAMES  # noqa: E402
+from .grouping import GROUP_NAMES# noqa: E402
 from .package import ModelMeta  # noqa: E402
 
 GROUP_COLORS = {"head": "#d62728", "medium": "#2ca02c", "tail": "#1f77b4"}

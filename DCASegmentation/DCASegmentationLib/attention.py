@@ -15,7 +15,7 @@ import numpy as np
 import slicer
 import vtk
 
-from dcaseg.labelsplit import GROUP_NAMES
+from dcaseg.grouping import GROUP_NAMES
 
 from .colormaps import EXPERT_COLORMAPS, TABLE_SIZE, table
 from .mrml_io import copy_parent_transform, read_volume, set_item_parent, subject_item

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from dcaseg.labelsplit import GROUP_NAMES
+from dcaseg.grouping import GROUP_NAMES
 
 SETTINGS_GROUP = "DCASegmentation"
 DEVICE_AUTO = "auto"

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dcaseg.labelsplit import GROUP_NAMES
+from dcaseg.grouping import GROUP_NAMES
 
 from .attention import AttentionOverlays, load_overlays
 from .engine_process import EngineProcess, ProcessResult, engine_environment, python_for_engine

@@ -12,7 +12,7 @@ from pathlib import Path
 import slicer
 from dcaseg.errors import InputError
 from dcaseg.grouping import Grouping, group_label_files
-from dcaseg.labelsplit import GROUP_NAMES
+from dcaseg.grouping import GROUP_NAMES
 
 from .plot_nodes import fill_table, new_chart, new_series, new_table
 

@@ -18,7 +18,7 @@ from DCASegmentationLib.attention import color_node, show_overlays  # noqa: E402
 from DCASegmentationLib.mrml_io import node_ids, read_volume  # noqa: E402
 from DCASegmentationLib.segment_runner import SegmentRequest, SegmentRun  # noqa: E402
 
-from dcaseg.labelsplit import GROUP_NAMES  # noqa: E402
+from dcaseg.grouping import GROUP_NAMES# noqa: E402
 
 RUN_TIMEOUT_S = 600
 

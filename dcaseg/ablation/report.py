@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_write
-from ..labelsplit import GROUP_NAMES
+from ..grouping import GROUP_NAMES
 from ..metrics import MISSING_IN_PREDICTION
 from .variants import ROWS, VARIANTS
 

@@ -37,7 +37,7 @@ from ..errors import InputError
 from ..events import Reporter
 from ..grouping import count_voxels, log_gap_grouping
 from ..inference.predictor import Predictor
-from ..labelsplit import GROUP_NAMES
+from ..grouping import GROUP_NAMES
 from ..metrics import evaluate_pair
 from ..training.config import TrainConfig
 from ..training.run_folder import RunFolder, read_json

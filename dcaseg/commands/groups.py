@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..grouping import RULES, Grouping, group_label_files
-from ..labelsplit import GROUP_NAMES
+from ..grouping import GROUP_NAMES
 
 HELP = "group the classes of label files into head / medium / tail by log-gap analysis"
 LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")

@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..labelsplit import GROUP_NAMES
+from ..grouping import GROUP_NAMES
 from ..package import load_package
 
 HELP = "summarise a model package (classes, groups, preprocessing, provenance)"

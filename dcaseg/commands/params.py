@@ -5,7 +5,7 @@ import argparse
 import json
 
 from ..anatomy import BTCV_ORGANS
-from ..labelsplit import GROUP_NAMES
+from ..grouping import GROUP_NAMES
 from ..nets import EXPERT_SHAPES, SINGLE_DECODER, ArchitectureConfig, DCANet
 
 HELP = "print the parameter counts of a DCA network per component"

@@ -16,7 +16,7 @@ from ..errors import DcaError, InputError
 from ..events import Reporter, reporter_for
 from ..inference import DEFAULT_OVERLAP, Prediction, Predictor
 from ..inference.devices import PRECISIONS, resolve_device, use_all_cpu_cores
-from ..labelsplit import GROUP_NAMES
+from ..grouping import GROUP_NAMES
 
 HELP = "segment organs in a CT (file, DICOM folder or folder of volumes) with a model package"
 MAPS_EXTENSION = ".nii.gz"

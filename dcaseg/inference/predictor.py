@@ -21,7 +21,7 @@ from torch import Tensor
 from ..data.imageio import read_image
 from ..errors import InputError
 from ..events import Reporter
-from ..labelsplit import GROUP_NAMES
+from ..grouping import GROUP_NAMES
 from ..nets import DCANet
 from ..package import ModelMeta, ModelPackage, load_package
 from .devices import (PRECISIONS, autocast_dtype, default_windows_per_batch, free_device_memory, resolve_device,

@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass, field
 
 from torch import Tensor, nn
 
-from ..labelsplit import FUSION_RULES, GROUP_NAMES, fuse_expert_logits
+from ..labelsplit import FUSION_RULES, fuse_expert_logits
+from ..grouping import GROUP_NAMES
 from .blocks import NORMS, count_parameters
 from .dfam import DFAM
 from .vnet import DEPTH, STOCK_DECODER_STAGES, Decoder, Encoder, check_input_size

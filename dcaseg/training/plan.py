@@ -17,7 +17,7 @@ from ..data.preprocess import default_intensity
 from ..errors import InputError
 from ..events import Reporter
 from ..grouping import count_voxels, log_gap_grouping
-from ..labelsplit import GROUP_NAMES
+from ..grouping import GROUP_NAMES
 from ..nets import SINGLE_DECODER, ArchitectureConfig
 from ..package import ClassInfo, ModelPackage, Preprocessing, expert_classes_from_groups, load_package
 from .config import TrainConfig
