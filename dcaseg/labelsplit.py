@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-FUSION_RULES = ("sum", "mean")  # how logit concatenation combines the experts' backgrounds
+from .architecture import FUSION_RULES
 
 
 def split_lookup(owned: Sequence[int], num_classes: int, device: torch.device | None = None) -> Tensor:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-NORMS = ("batch", "instance")
+from ..architecture import NORMS
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:

@@ -1,85 +1,16 @@
 """DCANet: shared V-Net encoder, head/medium/tail expert decoders, aggregation decoder with DFAM."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from torch import Tensor, nn
 
-from ..labelsplit import FUSION_RULES, fuse_expert_logits
+from ..architecture import EXPERT_SHAPES, SINGLE_DECODER, ArchitectureConfig
 from ..grouping import GROUP_NAMES
-from .blocks import NORMS, count_parameters
+from ..labelsplit import fuse_expert_logits
+from .blocks import count_parameters
 from .dfam import DFAM
-from .vnet import DEPTH, STOCK_DECODER_STAGES, Decoder, Encoder, check_input_size
-
-# Expert decoder shapes: (stage convolutions deep → shallow, dilation) per group.
-EXPERT_SHAPES: dict[str, dict[str, tuple[tuple[int, ...], int]]] = {
-    "asymmetric": {"head": ((2, 2, 1, 1), 2), "medium": (STOCK_DECODER_STAGES, 1), "tail": ((4, 4, 3, 2), 1)},
-    "symmetric": {g: (STOCK_DECODER_STAGES, 1) for g in GROUP_NAMES},
-    "depth-only": {"head": ((2, 2, 1, 1), 1), "medium": (STOCK_DECODER_STAGES, 1), "tail": ((4, 4, 3, 2), 1)},
-    "dilation-only": {"head": (STOCK_DECODER_STAGES, 2), "medium": (STOCK_DECODER_STAGES, 1),
-                      "tail": (STOCK_DECODER_STAGES, 1)},
-}
-SINGLE_DECODER = "none"
-
-
-@dataclass(frozen=True)
-class ArchitectureConfig:
-    """Everything needed to rebuild a network; stored in a model package's ``model.json``.
-
-    ``num_classes`` counts the background. ``expert_classes`` lists the class indices (1..K) each
-    expert owns. ``experts`` picks the expert shapes of ``EXPERT_SHAPES`` or ``"none"`` for the
-    single-decoder V-Net baseline; ``dfam=False`` makes the aggregator a plain decoder. ``norm``
-    is ``batch`` (the lineage) or ``instance`` (same parameter count; no train/eval statistics gap,
-    which matters for the tiny patches of a CPU demo). ``fusion`` is the logit-concatenation rule
-    (``labelsplit.fuse_expert_logits``); packages written before it was stored used ``mean``.
-    """
-
-    num_classes: int
-    expert_classes: Mapping[str, Sequence[int]] = field(default_factory=dict)
-    n_filters: int = 16
-    in_channels: int = 1
-    experts: str = "asymmetric"
-    dfam: bool = True
-    norm: str = "batch"
-    fusion: str = "sum"
-
-    def __post_init__(self) -> None:
-        normalised = {g: tuple(int(c) for c in v) for g, v in dict(self.expert_classes).items()}
-        object.__setattr__(self, "expert_classes", normalised)
-        if self.num_classes < 2:
-            raise ValueError(f"num_classes counts the background and must be at least 2, got {self.num_classes}")
-        if self.n_filters < 1 or self.in_channels < 1:
-            raise ValueError("n_filters and in_channels must be positive")
-        if self.norm not in NORMS:
-            raise ValueError(f"unknown normalisation {self.norm!r}; use one of {list(NORMS)}")
-        if self.fusion not in FUSION_RULES:
-            raise ValueError(f"unknown fusion rule {self.fusion!r}; use one of {list(FUSION_RULES)}")
-        if self.experts == SINGLE_DECODER:
-            return
-        if self.experts not in EXPERT_SHAPES:
-            raise ValueError(f"unknown expert shapes {self.experts!r}; choose from "
-                             f"{sorted([*EXPERT_SHAPES, SINGLE_DECODER])}")
-        if sorted(self.expert_classes) != sorted(GROUP_NAMES):
-            raise ValueError(f"expert_classes needs exactly the groups {list(GROUP_NAMES)}, "
-                             f"got {sorted(self.expert_classes)}")
-        owned = [c for group in GROUP_NAMES for c in self.expert_classes[group]]
-        if any(not 1 <= c < self.num_classes for c in owned):
-            raise ValueError(f"expert classes must lie in 1..{self.num_classes - 1}, got {sorted(owned)}")
-        if set(owned) != set(range(1, self.num_classes)):
-            missing = sorted(set(range(1, self.num_classes)) - set(owned))
-            raise ValueError(f"classes {missing} are owned by no expert")
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["expert_classes"] = {g: list(v) for g, v in self.expert_classes.items()}
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> ArchitectureConfig:
-        known = {k: data[k] for k in ("num_classes", "expert_classes", "n_filters", "in_channels",
-                                       "experts", "dfam", "norm", "fusion") if k in data}
-        return cls(**{"fusion": "mean", **known})
+from .vnet import DEPTH, Decoder, Encoder, check_input_size
 
 
 @dataclass

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ..architecture import STOCK_DECODER_STAGES
 from .blocks import ConvStack, DownBlock, UpBlock
 
 ENCODER_STAGES = (1, 2, 3, 3, 3)
-STOCK_DECODER_STAGES = (3, 3, 2, 1)
 DEPTH = len(ENCODER_STAGES) - 1
 SIZE_MULTIPLE = 2**DEPTH
 BACKGROUND_PRIOR = 0.9  # an untrained network's background probability (see init_background_prior)
