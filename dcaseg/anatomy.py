@@ -4,7 +4,8 @@ from __future__ import annotations
 import colorsys
 from typing import Any
 
-ANATOMICAL_STRUCTURE = {"scheme": "SCT", "code": "123037004", "meaning": "Anatomical Structure"}
+from .terminology import ANATOMICAL_STRUCTURE
+
 RIGHT = {"scheme": "SCT", "code": "24028007", "meaning": "Right"}
 LEFT = {"scheme": "SCT", "code": "7771000", "meaning": "Left"}
 
@@ -29,6 +30,7 @@ _ORGANS: dict[str, tuple[tuple[int, int, int], str, str, dict | None]] = {
     "prostate_uterus": ((230, 158, 140), "41216001", "Prostate", None),
 }
 
+KNOWN_ORGANS = tuple(_ORGANS)
 BTCV_ORGANS = ("spleen", "kidney_right", "kidney_left", "gallbladder", "esophagus", "liver",
                "stomach", "aorta", "inferior_vena_cava", "portal_vein_and_splenic_vein",
                "pancreas", "adrenal_gland_right", "adrenal_gland_left")

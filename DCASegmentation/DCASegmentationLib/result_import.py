@@ -11,11 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import slicer
+from dcaseg.terminology import terminology_entry
 
 from .mrml_io import ResultError, copy_parent_transform, place_next_to, read_volume, remove_node
-
-TERMINOLOGY_CONTEXT = "Segmentation category and type - 3D Slicer General Anatomy list"
-REGION_CONTEXT = "Anatomic codes - DICOM master list"
 
 
 def import_label_map(labels_path: str | Path, input_volume, classes: Sequence, segmentation_node=None,
@@ -56,21 +54,6 @@ def import_label_map(labels_path: str | Path, input_volume, classes: Sequence, s
     if show_3d:
         segmentation_node.CreateClosedSurfaceRepresentation()
     return segmentation_node
-
-
-def terminology_entry(snomed: dict | None) -> str:
-    """Slicer's serialized terminology entry for a class's SNOMED codes ("" when it has none)."""
-    if not snomed or "type" not in snomed:
-        return ""
-    category = snomed.get("category") or {"scheme": "SCT", "code": "123037004", "meaning": "Anatomical Structure"}
-    kind = snomed["type"]
-    modifier = snomed.get("modifier") or {}
-    return slicer.vtkSlicerTerminologiesModuleLogic.SerializeTerminologyEntry(
-        TERMINOLOGY_CONTEXT,
-        category["code"], category["scheme"], category["meaning"],
-        kind["code"], kind["scheme"], kind["meaning"],
-        modifier.get("code", ""), modifier.get("scheme", ""), modifier.get("meaning", ""),
-        REGION_CONTEXT, "", "", "", "", "", "")
 
 
 def _class_color_table(scene, classes: Sequence):
