@@ -24,7 +24,7 @@ from .errors import InputError
 from .events import Reporter, parse_event_line
 from .grouping import count_voxels
 from .inference import Predictor
-from .inference.devices import usable_cores
+from .inference.devices import resolve_device, usable_cores
 from .grouping import GROUP_NAMES
 from .metrics import dice_per_organ, evaluate_pair, finite_mean
 from .package import ModelMeta, load_package
@@ -106,6 +106,7 @@ def _train_in_processes(data: Path, run: Path, settings: DemoSettings, processes
 def run_demo(settings: DemoSettings, reporter: Reporter | None = None) -> dict[str, Any]:
     """Run the whole demo; returns the figures written to ``metrics.json``."""
     reporter = reporter or Reporter()
+    settings = replace(settings, device=str(resolve_device(settings.device)))
     out = Path(settings.out)
     started = time.perf_counter()
     _fresh_output(out)

@@ -36,6 +36,7 @@ from ..data.phantom_anatomy import CLASS_NAMES
 from ..errors import InputError
 from ..events import Reporter
 from ..grouping import count_voxels, log_gap_grouping
+from ..inference.devices import resolve_device
 from ..inference.predictor import Predictor
 from ..grouping import GROUP_NAMES
 from ..metrics import evaluate_pair
@@ -153,8 +154,7 @@ def run_ablation(out: Path, settings: AblationSettings, command: str, device: st
     """
     layout = AblationLayout(Path(out))
     _check_settings(layout, settings)
-    target = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if device == "auto" else device))
+    target = resolve_device(device)
     training_cases = settings.labeled + settings.unlabeled
     _ensure_phantom(layout.data, training_cases, settings.labeled, settings.data_seed)
     if any(VARIANTS[name].all_labeled for name in settings.variants):

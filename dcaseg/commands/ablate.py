@@ -7,13 +7,12 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 
 from ..ablation.runner import AblationSettings, run_ablation
 from ..ablation.variants import (DEFAULT_ITERATIONS, DEFAULT_N_FILTERS, DEFAULT_PATCH, PAPER_VARIANTS, SAMPLING,
                                  VARIANTS, select_variants)
 from ..errors import InputError
-from ..inference.devices import usable_cores
+from ..inference.devices import DEVICE_CHOICES, resolve_device, usable_cores
 
 HELP = "train and score the DCA ablation variants on a synthetic abdomen (table + figure)"
 
@@ -41,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sampling", choices=list(SAMPLING), default="balanced",
                         help="labeled patches: balanced (default; 9 in 10 centred on an organ, every organ "
                              "equally likely) or random (plain random crops, like the DHC/GA/GALoss code)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
+    parser.add_argument("--device", default="auto", help=f"{DEVICE_CHOICES} (default auto: CUDA, then MPS, then CPU)")
     parser.add_argument("--jobs", type=int,
                         help="runs trained side by side, each pinned to its share of the CPU cores; on a "
                              "GPU they share it (default: one per core on the CPU, since small networks get "
@@ -57,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     command = shlex.join(["dcaseg", *sys.argv[1:]]) if sys.argv[1:2] == ["ablate"] else "dcaseg ablate ..."
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs must be at least 1, got {args.jobs}")
-    on_gpu = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
+    on_gpu = resolve_device(args.device).type != "cpu"
     workers = args.jobs or (1 if on_gpu else usable_cores())
     result = run_ablation(args.out, settings, command, args.device, log=lambda line: print(line, flush=True),
                           workers=workers)

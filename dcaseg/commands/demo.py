@@ -8,6 +8,7 @@ from pathlib import Path
 from ..demo import DemoSettings, run_demo
 from ..errors import InputError
 from ..events import reporter_for
+from ..inference.devices import DEVICE_CHOICES
 from ..training.config import PRESETS
 
 HELP = "run the whole method on a synthetic abdomen and write a report (Dice table, grouping, overlays)"
@@ -22,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (phantom and training)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default=defaults.preset, help="training preset")
     parser.add_argument("--iterations", type=int, help="training iterations (default: the preset's)")
-    parser.add_argument("--device", default=defaults.device, help="cpu (default), cuda or auto")
+    parser.add_argument("--device", default=defaults.device, help=f"{DEVICE_CHOICES} (default cpu)")
     parser.add_argument("--processes", type=int,
                         help="training processes (default: 2 on a CPU with at least 2 cores, else 1)")
     parser.add_argument("--progress", choices=("bar", "jsonl", "none"), default="bar",

@@ -17,6 +17,8 @@ def describe_devices() -> dict[str, Any]:
     """torch version, CUDA build/availability and one entry per usable device (CPU first)."""
     import torch
 
+    from ..inference.devices import mps_available
+
     devices: list[dict[str, Any]] = [{"name": "cpu", "label": f"CPU ({os.cpu_count() or 1} cores)"}]
     cuda_available = bool(torch.cuda.is_available())
     if cuda_available:
@@ -25,12 +27,11 @@ def describe_devices() -> dict[str, Any]:
             memory_gb = round(props.total_memory / 2**30, 1)
             devices.append({"name": f"cuda:{index}", "label": f"{props.name} ({memory_gb:g} GB)",
                             "memory_gb": memory_gb})
-    mps = getattr(torch.backends, "mps", None)
-    mps_available = bool(mps is not None and mps.is_available())
-    if mps_available:
+    mps = mps_available()
+    if mps:
         devices.append({"name": "mps", "label": "Apple GPU (MPS)"})
     return {"torch": torch.__version__, "cuda_build": torch.version.cuda, "cuda_available": cuda_available,
-            "mps_available": mps_available, "devices": devices}
+            "mps_available": mps, "devices": devices}
 
 
 def run(args: argparse.Namespace) -> int:

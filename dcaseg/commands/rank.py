@@ -12,6 +12,7 @@ from ..data.imageio import image_extension, strip_image_extension
 from ..errors import InputError
 from ..events import Reporter, reporter_for
 from ..inference import DEFAULT_OVERLAP, Predictor
+from ..inference.devices import DEVICE_CHOICES
 
 HELP = "rank unlabeled cases by the model's uncertainty (experts vs aggregator disagreement, or entropy)"
 
@@ -22,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-m", "--model", type=Path, required=True, help="model package (folder or .zip)")
     parser.add_argument("--score", choices=SCORES, default="disagreement",
                         help="rank by experts-vs-aggregator disagreement (default) or aggregator entropy")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--device", default="auto", help=f"{DEVICE_CHOICES} (default auto: CUDA, then MPS, then CPU)")
     parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP, help="sliding-window overlap")
     parser.add_argument("--out", type=Path, metavar="FILE", help="also write the ranking as JSON to FILE")
     parser.add_argument("--json", action="store_true", help="print the ranking as JSON instead of a table")

@@ -15,7 +15,7 @@ from ..data.imageio import image_extension, strip_image_extension, write_image_a
 from ..errors import DcaError, InputError
 from ..events import Reporter, reporter_for
 from ..inference import DEFAULT_OVERLAP, Prediction, Predictor
-from ..inference.devices import PRECISIONS, resolve_device, use_all_cpu_cores
+from ..inference.devices import DEVICE_CHOICES, PRECISIONS, resolve_device, use_all_cpu_cores
 from ..grouping import GROUP_NAMES
 
 HELP = "segment organs in a CT (file, DICOM folder or folder of volumes) with a model package"
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write <stem>_probabilities.nii.gz (one float component per class, large)")
     parser.add_argument("--fused", action="store_true",
                         help="also write <stem>_fused.nii.gz (the experts' logit-concatenation labels)")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--device", default="auto", help=f"{DEVICE_CHOICES} (default auto: CUDA, then MPS, then CPU)")
     parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP,
                         help=f"fraction of a window shared with its neighbour (default {DEFAULT_OVERLAP})")
     parser.add_argument("--windows-per-batch", type=int, default=None,

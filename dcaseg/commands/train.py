@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..events import reporter_for
+from ..inference.devices import DEVICE_CHOICES, resolve_device
 from ..labelsplit import FUSION_RULES
 from ..training.config import PRESETS, preset
 from ..training.distributed import launch
@@ -26,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu-demo",
                         help="training preset (default cpu-demo; paper = the paper's GPU setting)")
     parser.add_argument("--iterations", type=int, help="total iterations (overrides the preset)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
+    parser.add_argument("--device", default="auto", help=f"{DEVICE_CHOICES} (default auto: CUDA, then MPS, then CPU)")
     parser.add_argument("--seed", type=int, help="random seed (split, sampling, initial weights)")
     parser.add_argument("--fusion", choices=FUSION_RULES,
                         help="how expert logits are concatenated: sum (default) or mean (the paper's rule)")
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("say where the run lives: --run RUN (or --resume RUN)")
     if args.unlabeled_weight is not None and not args.unlabeled_weight >= 0:
         raise InputError(f"--unlabeled-weight must be 0 or more, got {args.unlabeled_weight}")
+    resolve_device(args.device)  # an unknown or absent device is refused before any work or worker starts
     if args.gpus > 1 and "WORLD_SIZE" not in os.environ:
         return launch(_worker_argv(args), args.gpus)
     if not args.resume and args.data is None:

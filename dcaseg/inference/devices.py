@@ -1,4 +1,5 @@
-"""Choosing the compute device, its number format and memory layout for inference."""
+"""The compute device (one reading of a device name for every command and the trainer), and the number
+format and memory layout used for inference on it."""
 from __future__ import annotations
 
 import functools
@@ -7,46 +8,49 @@ from pathlib import Path
 
 import torch
 
-from ..errors import DcaError
+from ..errors import InputError
+
+
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """``auto`` (CUDA, then Apple MPS, then CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+    """The one reading of a device name for every command, the trainer and the Slicer modules.
 
-    Raises DcaError with one line when the device is unknown or not available here.
+    ``auto`` (CUDA, then Apple MPS, then CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``. Raises
+    ``InputError`` with one line when the name is unknown or the device is not available here.
     """
-    if isinstance(name, torch.device):
-        name = str(name)
-    text = name.strip().lower()
+    text = str(name).strip().lower()
     if text == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", torch.cuda.current_device())
-        if _mps_available():
+        if mps_available():
             return torch.device("mps")
         return torch.device("cpu")
     try:
         device = torch.device(text)
     except RuntimeError:
-        raise DcaError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+        raise InputError(f"unknown device {str(name)!r}; use {DEVICE_CHOICES}") from None
     if device.type == "cpu":
-        return device
+        return torch.device("cpu")
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise DcaError(f"device {name!r} requested but CUDA is not available "
-                           f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'none'})")
+            raise InputError(f"device {text!r} is not available: torch {torch.__version__} sees no CUDA GPU "
+                             f"(CUDA build: {torch.version.cuda or 'none'})")
         count = torch.cuda.device_count()
         index = torch.cuda.current_device() if device.index is None else device.index
         if index >= count:
-            raise DcaError(f"device {name!r} requested but only {count} CUDA device(s) exist")
+            raise InputError(f"device {text!r} is not available: torch sees {count} CUDA GPU(s)")
         return torch.device("cuda", index)
     if device.type == "mps":
-        if not _mps_available():
-            raise DcaError("device 'mps' requested but Apple MPS is not available")
-        return device
-    raise DcaError(f"unsupported device {name!r}; use auto, cpu, cuda, cuda:N or mps")
+        if not mps_available():
+            raise InputError(f"device {text!r} is not available: torch {torch.__version__} sees no Apple MPS GPU")
+        return torch.device("mps")
+    raise InputError(f"unknown device {str(name)!r}; use {DEVICE_CHOICES}")
 
 
-def _mps_available() -> bool:
+def mps_available() -> bool:
+    """Whether torch can use an Apple GPU (MPS) here."""
     mps = getattr(torch.backends, "mps", None)
     return bool(mps is not None and mps.is_available())
 

@@ -73,9 +73,9 @@ def any_rank(ctx: DistContext, flag: bool, device: torch.device) -> bool:
 
 def gather_floats(ctx: DistContext, values: Sequence[float], device: torch.device) -> list[list[float]]:
     """Every rank's ``values`` (rank order), on every rank."""
-    local = torch.tensor(list(values), dtype=torch.float64, device=device)
     if not ctx.enabled:
-        return [local.tolist()]
+        return [[float(v) for v in values]]
+    local = torch.tensor(list(values), dtype=torch.float64, device=device)
     parts = [torch.zeros_like(local) for _ in range(ctx.world_size)]
     dist.all_gather(parts, local)
     return [p.tolist() for p in parts]

@@ -28,14 +28,14 @@ from ..data.augment import augment
 from ..data.cache import PreprocessCache, dataset_fingerprint
 from ..data.sampling import PatchSampler, prefetch
 from ..errors import InputError
-from ..inference.devices import usable_cores
+from ..inference.devices import resolve_device, usable_cores
 from ..events import Reporter, file_sink
 from ..nets import DCANet, DCAOutput
 from ..package import ModelMeta, save_package
 from .batchnorm import recalibrate_batch_norm
 from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from .config import TrainConfig, preset
-from .distributed import DistContext, any_rank, barrier, gather_floats, init_distributed, shutdown, wrap
+from .distributed import any_rank, barrier, gather_floats, init_distributed, shutdown, wrap
 from .losses import dice_ce_loss, ramp_weight, supervised_loss, unsupervised_loss
 from .plan import TrainingPlan, make_plan
 from ..atomic import write_json_atomic
@@ -69,19 +69,6 @@ class TrainResult:
     iteration: int
     stopped: bool
     best_mean_dice: float | None
-
-
-def pick_device(name: str, ctx: DistContext) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; under torchrun each rank takes its local GPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda was asked for but torch sees no CUDA GPU")
-        return torch.device("cuda", ctx.local_rank if ctx.enabled else torch.device(name).index or 0)
-    if name != "cpu":
-        raise InputError(f"unknown device {name!r}; use auto, cpu or cuda")
-    return torch.device("cpu")
 
 
 def cpu_threads(processes: int = 1) -> int:
@@ -159,8 +146,10 @@ class Trainer:
         if self.run_folder.path.resolve().is_relative_to(Path(request.data).resolve()):
             raise InputError(f"{self.run_folder.path}: the run folder must not be inside the dataset folder "
                              f"{request.data} (training never writes there)")
-        self.ctx = init_distributed(use_cuda=pick_device(request.device, DistContext()).type == "cuda")
-        self.device = pick_device(request.device, self.ctx)
+        device = resolve_device(request.device)
+        self.ctx = init_distributed(use_cuda=device.type == "cuda")
+        # under torchrun each rank takes its local GPU
+        self.device = torch.device("cuda", self.ctx.local_rank) if device.type == "cuda" and self.ctx.enabled else device
         self.reporter = self._reporter(reporter)
 
     # ------------------------------------------------------------------ setup
