@@ -10,7 +10,7 @@ from dcaseg.anatomy import KNOWN_ORGANS, organ_snomed
 from dcaseg.terminology import DICOM_MASTER, GENERAL_ANATOMY, terminology_context, terminology_entry
 
 TORCH_FREE = True
-FIXTURE = Path(__file__).parent / "Data" / "slicer_terminology" / "category_type_codes.json"
+FIXTURE = Path(__file__).parent / "Data" / "slicer_resources" / "category_type_codes.json"
 
 
 def listed_codes() -> dict[str, dict[tuple[str, str], set[str]]]:

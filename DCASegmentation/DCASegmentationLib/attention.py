@@ -1,8 +1,8 @@
 """Head/medium/tail attention overlays: which expert the model trusted where.
 
 The engine writes one float map per expert (DFAM weights of the finest stage, 0..1, same
-geometry as the input). Here they become scalar volumes with a perceptual colour map and a fixed
-window 0..1, grouped in a subject-hierarchy folder next to the segmentation, and shown as the
+geometry as the input). Here they become scalar volumes with one of Slicer's perceptual colour maps
+(Inferno, Viridis, Cividis) and a fixed window 0..1, grouped in a subject-hierarchy folder next to the segmentation, and shown as the
 slice views' foreground: one expert alone with its colour map, or several at once as one RGB
 blend (head red, medium green, tail blue).
 """
@@ -17,10 +17,11 @@ import vtk
 
 from dcaseg.grouping import GROUP_NAMES
 
-from .colormaps import EXPERT_COLORMAPS, TABLE_SIZE, table
 from .mrml_io import copy_parent_transform, read_volume, set_item_parent, subject_item
 
 BLEND_CHANNEL = {"head": 0, "medium": 1, "tail": 2}
+# One perceptual colour map of Slicer's per expert, for an expert shown alone.
+EXPERT_COLORMAPS = {"head": "Inferno", "medium": "Viridis", "tail": "Cividis"}
 
 
 @dataclass
@@ -33,20 +34,9 @@ class AttentionOverlays:
     blend: object | None = field(default=None)
 
 
-def color_node(scene, expert: str):
-    """The colour table of ``expert``'s overlay (created once per scene)."""
-    colormap = EXPERT_COLORMAPS[expert]
-    name = f"DCA attention ({colormap})"
-    existing = scene.GetFirstNode(name, "vtkMRMLColorTableNode", False, True)
-    if existing is not None:
-        return existing
-    node = scene.AddNewNodeByClass("vtkMRMLColorTableNode", name)
-    node.SetTypeToUser()
-    node.SetNumberOfColors(TABLE_SIZE)
-    for index, (r, g, b) in enumerate(table(colormap)):
-        node.SetColor(index, r, g, b, 1.0)
-    node.SetAttribute("Category", "DCA")
-    return node
+def color_node_id(expert: str) -> str:
+    """The ID of the colour table Slicer ships for ``expert``'s overlay (loaded at Slicer's start-up)."""
+    return f"vtkMRMLColorTableNodeFile{EXPERT_COLORMAPS[expert]}.txt"
 
 
 def load_overlays(paths: dict[str, str | Path], input_volume, segmentation_node) -> AttentionOverlays:
@@ -62,7 +52,8 @@ def load_overlays(paths: dict[str, str | Path], input_volume, segmentation_node)
         copy_parent_transform(volume, input_volume)
         volume.CreateDefaultDisplayNodes()
         display = volume.GetDisplayNode()
-        display.SetAndObserveColorNodeID(color_node(scene, expert).GetID())
+        if scene.GetNodeByID(color_node_id(expert)) is not None:
+            display.SetAndObserveColorNodeID(color_node_id(expert))
         display.AutoWindowLevelOff()
         display.SetWindowLevelMinMax(0.0, 1.0)
         volume.SetAttribute("DCA.expert", expert)

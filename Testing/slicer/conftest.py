@@ -24,6 +24,20 @@ for module_dir in ("DCASegmentation", "DCATraining"):
         sys.path.insert(0, str(ROOT / module_dir))
 
 SLICE_VIEWS = (("Red", "Axial"), ("Yellow", "Sagittal"), ("Green", "Coronal"))
+SLICER_RESOURCES = ROOT / "Testing" / "Data" / "slicer_resources"
+SLICER_COLOUR_FILES = ("Inferno.txt", "Viridis.txt", "Cividis.txt")
+
+
+def load_slicer_colour_files(scene) -> None:
+    """Add Slicer's shipped colour tables as Slicer does at start-up (slicer-core ships no colour files)."""
+    for name in SLICER_COLOUR_FILES:
+        node = slicer.vtkMRMLColorTableNode()
+        node.SetName(name[:-4])
+        node.SetSingletonTag(f"File{name}")
+        storage = slicer.vtkMRMLColorTableStorageNode()
+        storage.SetFileName(str(SLICER_RESOURCES / name))
+        assert storage.ReadData(node), name
+        scene.AddNode(node)
 
 
 @pytest.fixture
@@ -37,6 +51,7 @@ def mrml():
     colors = app.GetColorLogic()
     colors.SetMRMLScene(scene)
     app.SetModuleLogic("Colors", colors)
+    load_slicer_colour_files(scene)
     logics = {"colors": colors}
     for key, name, cls in (("volumes", "Volumes", slicer.vtkSlicerVolumesLogic),
                            ("segmentations", "Segmentations", slicer.vtkSlicerSegmentationsModuleLogic)):

@@ -8,7 +8,6 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -18,7 +17,7 @@ from dcaseg.data.imageio import read_image
 from dcaseg.data.phantom import make_phantom
 from dcaseg.errors import PackageError
 from dcaseg.inference import Predictor
-from DCASegmentationLib.colormaps import ANCHORS, EXPERT_COLORMAPS, table
+from DCASegmentationLib.attention import EXPERT_COLORMAPS, color_node_id
 from DCASegmentationLib.dependencies import (PIP_REQUIREMENTS, MissingPackages, consent_text, missing_packages,
                                              satisfied)
 from DCASegmentationLib.device_info import DeviceQuery, query_devices
@@ -52,15 +51,14 @@ def test_unreadable_or_out_of_range_settings_fall_back_to_defaults():
 # ----------------------------------------------------------------------------- colour maps
 
 @pytest.mark.parametrize("expert", sorted(EXPERT_COLORMAPS))
-def test_colour_tables_follow_matplotlibs_perceptual_maps(expert):
-    name = EXPERT_COLORMAPS[expert]
-    ours = np.array(table(name))
-    reference = np.array([matplotlib.colormaps[name](i / 255)[:3] for i in range(256)])
-    assert ours.shape == (256, 3)
-    assert np.abs(ours - reference).max() < 6 / 255
-    lightness = ours @ [0.2126, 0.7152, 0.0722]           # sequential: brighter with higher attention
+def test_each_expert_uses_a_perceptual_colour_table_that_slicer_ships(mrml, expert):
+    node = mrml.scene.GetNodeByID(color_node_id(expert))
+    assert node is not None and node.GetName() == EXPERT_COLORMAPS[expert]
+    rgb = np.array([node.GetLookupTable().GetTableValue(i)[:3] for i in range(node.GetNumberOfColors())])
+    assert len(rgb) >= 255
+    lightness = rgb @ [0.2126, 0.7152, 0.0722]           # sequential: brighter with higher attention
     assert np.all(np.diff(lightness) > -1e-3)
-    assert len(ANCHORS[name]) == 33
+    assert lightness[-1] - lightness[0] > 0.5
 
 
 # ----------------------------------------------------------------------------- dependencies

@@ -14,7 +14,7 @@ from segmentation_models import CT_IMAGE, abd14_classes, tiny_abd14_model
 slicer = pytest.importorskip("slicer")
 vtk = pytest.importorskip("vtk")
 
-from DCASegmentationLib.attention import color_node, show_overlays  # noqa: E402
+from DCASegmentationLib.attention import color_node_id, show_overlays  # noqa: E402
 from DCASegmentationLib.mrml_io import node_ids, read_volume  # noqa: E402
 from DCASegmentationLib.segment_runner import SegmentRequest, SegmentRun  # noqa: E402
 
@@ -101,7 +101,8 @@ def test_real_engine_run_gives_segments_and_attention_overlays_in_mrml(mrml, ct,
         assert np.allclose(ijk_to_ras(volume), ijk_to_ras(ct))
         assert np.array_equal(slicer.util.arrayFromVolume(volume), engine_files[f"attention_{expert}"])
         display = volume.GetDisplayNode()
-        assert display.GetColorNodeID() == color_node(mrml.scene, expert).GetID()
+        assert display.GetColorNodeID() == color_node_id(expert)
+        assert mrml.scene.GetNodeByID(color_node_id(expert)) is not None
         assert (display.GetWindow(), display.GetLevel(), display.GetAutoWindowLevel()) == (1.0, 0.5, 0)
         assert sh.GetItemParent(sh.GetItemByDataNode(volume)) == overlays.folder_item
     assert sh.GetItemParent(overlays.folder_item) == sh.GetItemParent(sh.GetItemByDataNode(ct))
