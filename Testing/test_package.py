@@ -128,11 +128,12 @@ def test_truncated_and_mismatched_weights_are_refused_with_reasons(package, tmp_
     weights.write_bytes(full[: len(full) // 2])
     with pytest.raises(PackageError, match="not a valid safetensors file"):
         load_package(package)
-    other = make_meta(n_filters=8)
-    save_package(tmp_path / "wide", DCANet(other.architecture), other)
-    weights.write_bytes((tmp_path / "wide" / "weights.safetensors").read_bytes())
-    with pytest.raises(PackageError, match="do not fit the architecture.*shape"):
-        load_package(package)
+    for n_filters, reason in ((2, "do not fit the architecture.*shape"), (8, "more than this architecture's weights")):
+        other = make_meta(n_filters=n_filters)
+        save_package(tmp_path / f"nf{n_filters}", DCANet(other.architecture), other)
+        weights.write_bytes((tmp_path / f"nf{n_filters}" / "weights.safetensors").read_bytes())
+        with pytest.raises(PackageError, match=reason):
+            load_package(package)
 
 
 def test_not_a_package_is_reported_in_one_line(tmp_path):
