@@ -1,9 +1,11 @@
 """The models a user can segment with: bundled demo models plus those imported into a user folder.
 
 A model is a package folder (``model.json`` + ``weights.safetensors``) or a ``.zip`` of one
-(see ``dcaseg.package``). Importing validates the whole package with the engine, so a broken or
-foreign file is refused with the engine's one-line reason, and copies it atomically; an existing
-model is never replaced.
+(see ``dcaseg.package``). Listing reads only each ``model.json`` (``dcaseg.package_meta``, which
+needs no torch, so it runs in Slicer's own process before the engine's packages are installed) and
+never fails: a broken package is listed with its reason. Importing validates the whole package
+with the engine, so a broken or foreign file is refused with the engine's one-line reason, and
+copies it atomically; an existing model is never replaced.
 """
 from __future__ import annotations
 
@@ -13,12 +15,9 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from dcaseg.errors import PackageError
-
-if TYPE_CHECKING:
-    from dcaseg.package import ModelMeta
+from dcaseg.package_meta import ModelMeta, read_meta
 
 PACKAGE_FILES = ("model.json", "weights.safetensors", "preview.png")
 
@@ -58,9 +57,15 @@ class ModelRegistry:
         self.bundled_dirs = tuple(Path(d) for d in bundled_dirs)
 
     def list_models(self) -> list[ModelEntry]:
-        """Bundled models first, then the user's, each group sorted by key."""
-        entries = [self._entry(path, True) for folder in self.bundled_dirs for path in _candidates(folder)]
-        entries += [self._entry(path, False) for path in _candidates(self.user_dir)]
+        """Bundled models first, then the user's, each group sorted by key; a bad one says why."""
+        entries: list[ModelEntry] = []
+        for folder, bundled in [*((d, True) for d in self.bundled_dirs), (self.user_dir, False)]:
+            try:
+                paths = _candidates(folder)
+            except OSError as error:
+                entries.append(ModelEntry(folder.name, folder, bundled, problem=f"cannot list {folder}: {error}"))
+                continue
+            entries += [self._entry(path, bundled) for path in paths]
         return entries
 
     def find(self, key: str) -> ModelEntry | None:
@@ -104,18 +109,16 @@ class ModelRegistry:
     def _entry(path: Path, bundled: bool) -> ModelEntry:
         entry = ModelEntry(key=path.name, path=path, bundled=bundled)
         try:
-            from dcaseg.package import read_meta
-        except ImportError as error:
-            entry.problem = f"the engine's Python packages are not installed yet ({error.name})"
-            return entry
-        try:
             entry.meta = read_meta(path)
         except PackageError as error:
             entry.problem = str(error)
+        except OSError as error:
+            entry.problem = f"{path}: cannot be read ({error})"
         return entry
 
 
 def _candidates(folder: Path) -> list[Path]:
+    """Package folders and zips in ``folder``, by name (raises OSError when it cannot be listed)."""
     if not folder.is_dir():
         return []
     found = [p for p in folder.iterdir() if not p.name.startswith(".")
