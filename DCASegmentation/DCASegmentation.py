@@ -25,7 +25,7 @@ if importlib.util.find_spec("dcaseg") is None:  # running from a source checkout
         sys.path.append(str(_SOURCE_ROOT))
 
 from DCASegmentationLib import dependencies  # noqa: E402
-from DCASegmentationLib.attention import AttentionOverlays, show_overlays  # noqa: E402
+from DCASegmentationLib.attention import OverlayDisplay, show_overlays  # noqa: E402
 from DCASegmentationLib.device_info import DeviceQuery  # noqa: E402
 from DCASegmentationLib.model_registry import ModelRegistry  # noqa: E402
 from DCASegmentationLib.parameters import OPACITY_RANGE, OVERLAP_RANGE, SegmentChoices  # noqa: E402
@@ -79,7 +79,7 @@ class DCASegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._run: SegmentRun | None = None
         self._deviceQuery: DeviceQuery | None = None
-        self._overlays: AttentionOverlays | None = None
+        self._overlayDisplay = OverlayDisplay()
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -122,7 +122,7 @@ class DCASegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSceneStartClose(self, caller, event) -> None:
         if self._run is not None and self._run.running:
             self._run.cancel()
-        self._overlays = None
+        self._overlayDisplay.forget()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -281,8 +281,8 @@ class DCASegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for warning in outcome.warnings:
             self.ui.logTextEdit.appendPlainText(_("warning: {message}").format(message=warning))
         if outcome.status == "done":
+            self._overlayDisplay.set_run(outcome.overlays, self._parameterNode.inputVolume)
             self._parameterNode.outputSegmentation = outcome.segmentation
-            self._overlays = outcome.overlays
             self.updateOverlays()
             self.ui.statusLabel.text = _("Done: {count} organs found.").format(
                 count=outcome.segmentation.GetSegmentation().GetNumberOfSegments())
@@ -295,12 +295,12 @@ class DCASegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.updateButtonState()
 
     def updateOverlays(self) -> None:
-        if self._overlays is None or self._parameterNode is None:
+        if self._parameterNode is None:
             return
         parameters = self._parameterNode
         experts = [g for g, on in (("head", parameters.showHead), ("medium", parameters.showMedium),
                                    ("tail", parameters.showTail)) if on]
-        show_overlays(self._overlays, experts, parameters.attentionOpacity, background=parameters.inputVolume)
+        self._overlayDisplay.update(parameters.inputVolume, experts, parameters.attentionOpacity)
 
 
 class DCASegmentationLogic(ScriptedLoadableModuleLogic):

@@ -121,3 +121,50 @@ def _update_blend(overlays: AttentionOverlays, experts: list[str]):
 def _composite_nodes(scene) -> list:
     nodes = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
     return [nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())]
+
+
+def hide_overlays(overlays: AttentionOverlays) -> None:
+    """Clear the slice views' foreground where it shows one of ``overlays``' volumes (others stay)."""
+    ours = {v.GetID() for v in overlays.volumes.values() if v.GetScene() is not None}
+    if overlays.blend is not None and overlays.blend.GetScene() is not None:
+        ours.add(overlays.blend.GetID())
+    if not ours:
+        return
+    scene = next(v for v in overlays.volumes.values() if v.GetScene() is not None).GetScene()
+    for composite in _composite_nodes(scene):
+        if composite.GetForegroundVolumeID() in ours:
+            composite.SetForegroundVolumeID(None)
+
+
+class OverlayDisplay:
+    """The last run's overlays in the slice views, re-applied only when the overlay choice changes.
+
+    Other choices (overlap, model, device) leave the user's slice-view layers alone; choosing
+    another input volume hides the previous run's overlays, which belong to a different image.
+    """
+
+    def __init__(self) -> None:
+        self.overlays: AttentionOverlays | None = None
+        self.input_volume = None
+        self._applied: tuple[tuple[str, ...], float] | None = None
+
+    def set_run(self, overlays: AttentionOverlays | None, input_volume) -> None:
+        """Follow a new run's overlays (of ``input_volume``); the next ``update`` shows them."""
+        self.overlays, self.input_volume, self._applied = overlays, input_volume, None
+
+    def forget(self) -> None:
+        """Drop the overlays without touching the views (e.g. the scene is closing)."""
+        self.set_run(None, None)
+
+    def update(self, input_volume, experts: tuple[str, ...] | list[str], opacity: float) -> None:
+        """Apply the current GUI state: show the chosen experts, or hide when the input changed."""
+        if self.overlays is None:
+            return
+        if input_volume is not self.input_volume:
+            hide_overlays(self.overlays)
+            self.forget()
+            return
+        choice = (tuple(g for g in GROUP_NAMES if g in experts), float(opacity))
+        if choice != self._applied:
+            show_overlays(self.overlays, choice[0], choice[1], background=input_volume)
+            self._applied = choice
