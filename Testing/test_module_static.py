@@ -15,6 +15,9 @@ BOUND_PARAMETERS = {"DCASegmentation": {"inputVolume", "outputSegmentation", "ov
                     "DCATraining": {"datasetFolder", "runFolder", "preset", "iterations", "device",
                                     "correctionVolume", "correctionSegmentation", "rankingScore"}}
 QT_MODULES = {"qt", "ctk", "PythonQt"}
+# Widget classes our .ui files connect mrmlSceneChanged to that declare a setMRMLScene slot (read in
+# Slicer's headers at v5.8.1 and main); qMRMLSegmentationShow3DButton, for one, has none.
+HAS_SET_MRML_SCENE_SLOT = {"qMRMLNodeComboBox", "qMRMLTableView"}
 
 
 def ui_widget_names(ui_file: Path) -> set[str]:
@@ -48,6 +51,16 @@ def module_files(module: str) -> tuple[set[str], set[str]]:
     resources = {p.relative_to(folder).as_posix() for p in (folder / "Resources").rglob("*")
                  if p.is_file() and "__pycache__" not in p.parts}
     return scripts, resources
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_scene_connections_reach_only_widgets_with_a_set_mrml_scene_slot(module):
+    root = ET.parse(ROOT / module / "Resources" / "UI" / f"{module}.ui").getroot()
+    classes = {w.get("name"): w.get("class") for w in root.iter("widget")}
+    receivers = [c.findtext("receiver") for c in root.iter("connection")
+                 if c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"]
+    assert receivers
+    assert {r: classes[r] for r in receivers if classes[r] not in HAS_SET_MRML_SCENE_SLOT} == {}
 
 
 @pytest.mark.parametrize("module", MODULES)

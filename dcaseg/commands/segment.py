@@ -17,6 +17,9 @@ from ..events import Reporter, reporter_for
 from ..inference import DEFAULT_OVERLAP, Prediction, Predictor
 from ..inference.devices import DEVICE_CHOICES, PRECISIONS, resolve_device, use_all_cpu_cores
 from ..grouping import GROUP_NAMES
+from ..outputs.dicom_seg import check_sources, read_source_series
+from ..outputs.formats import (EXTENSIONS_HELP, FOLDER_EXTENSIONS, OUTPUT_KEYS, SEGMENTATION_KEYS, format_paths,
+                               output_format, output_stem, parse_formats, write_format)
 
 HELP = "segment organs in a CT (file, DICOM folder or folder of volumes) with a model package"
 MAPS_EXTENSION = ".nii.gz"
@@ -27,7 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--input", type=Path, required=True,
                         help="image file (.nii.gz, .nii, .nrrd, .mha), DICOM series folder, or a folder of volumes")
     parser.add_argument("-o", "--output", type=Path, required=True,
-                        help="label map file (e.g. out.nii.gz); a folder when the input is a folder")
+                        help="label map file (e.g. out.nii.gz), Slicer segmentation (out.seg.nrrd) or DICOM SEG "
+                             "(out.dcm); a folder when the input is a folder")
+    parser.add_argument("--format", default=None, metavar="FORMAT[,FORMAT]",
+                        help="labelmap, seg.nrrd (Slicer) and/or dicom-seg (DICOM series input), comma-separated; "
+                             "default: what -o's extension names (folders: labelmap as .nii.gz)")
     parser.add_argument("--attention", action="store_true",
                         help="also write <stem>_attention_head/medium/tail.nii.gz (which expert the model trusted)")
     parser.add_argument("--probabilities", action="store_true",
@@ -67,11 +74,14 @@ def _run(args: argparse.Namespace, reporter: Reporter) -> int:
     shard = parse_shard(args.shard) if args.shard else None
     if folder_cases is None and shard is not None:
         raise InputError("--shard needs a folder of volumes as input")
-    if folder_cases is None:
-        targets = output_paths(args.output, args.attention, args.probabilities, args.fused)
-        check_writable(targets, args.overwrite)
-    elif image_extension(args.output):
+    if folder_cases is not None and output_format(args.output):
         raise InputError(f"{args.output}: the input is a folder, so the output must be a folder too")
+    args.formats = parse_formats(args.format, args.output, folder_input=folder_cases is not None)
+    if folder_cases is None:
+        targets = output_paths(args.output, args.attention, args.probabilities, args.fused, args.formats)
+        check_writable(targets, args.overwrite)
+    if "dicom-seg" in args.formats:
+        check_sources(args.input, folder_cases)
     if resolve_device(args.device).type == "cpu":
         use_all_cpu_cores()
     reporter.stage("loading model")
@@ -89,12 +99,14 @@ def _run(args: argparse.Namespace, reporter: Reporter) -> int:
 
 # ----------------------------------------------------------------------------- one case
 
-def output_paths(output: Path, attention: bool, probabilities: bool, fused: bool) -> dict[str, Path]:
-    """Files to write: ``labels`` at ``output`` and the requested maps beside it (``<stem>_<map>.nii.gz``)."""
-    if image_extension(output) is None:
-        raise InputError(f"{output}: the output needs an image extension (.nii.gz, .nii, .nrrd, .mha)")
-    stem = output.parent / strip_image_extension(output)
-    paths = {"labels": output}
+def output_paths(output: Path, attention: bool, probabilities: bool, fused: bool,
+                 formats: tuple[str, ...] = ("labelmap",)) -> dict[str, Path]:
+    """Files to write: the formats' files (``output`` and its siblings) and the requested maps beside
+    them (``<stem>_<map>.nii.gz``)."""
+    if output_format(output) is None:
+        raise InputError(f"{output}: the output needs an extension: {EXTENSIONS_HELP}")
+    stem = output_stem(output)
+    paths = format_paths(output, formats)
     if attention:
         paths.update({f"attention_{g}": Path(f"{stem}_attention_{g}{MAPS_EXTENSION}") for g in GROUP_NAMES})
     if probabilities:
@@ -111,15 +123,16 @@ def check_writable(paths: dict[str, Path], overwrite: bool) -> None:
             raise InputError(f"{path} already exists; use --overwrite to replace it")
         if path.is_dir():
             raise InputError(f"cannot write {path}: it is a folder")
-    folder = paths["labels"].parent
-    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    first = next(iter(paths.values()))
+    existing = next(p for p in (first.parent, *first.parent.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write {paths['labels']}: {existing} is not a writable folder")
+        raise InputError(f"cannot write {first}: {existing} is not a writable folder")
 
 
 def segment_case(predictor: Predictor, source: Path, targets: dict[str, Path],
                  args: argparse.Namespace) -> dict[str, Path]:
     """Predict one volume and write its files; on failure remove what this call wrote."""
+    dicom_sources = read_source_series(source) if OUTPUT_KEYS["dicom-seg"] in targets else None
     try:
         prediction = predictor.predict(source, attention=args.attention, probabilities=args.probabilities,
                                        fused=args.fused)
@@ -129,15 +142,20 @@ def segment_case(predictor: Predictor, source: Path, targets: dict[str, Path],
     images = images_to_write(prediction)
     written: list[Path] = []
     try:
-        for name in sorted(targets, key=lambda key: key == "labels"):  # labels last: they mark a case done
+        # the formats' files last: they mark a case done
+        for name in sorted(targets, key=lambda key: key in OUTPUT_KEYS.values()):
             if name in images:
                 write_image_atomic(images[name], targets[name])
-                written.append(targets[name])
+            elif name in SEGMENTATION_KEYS:
+                write_format(name, prediction.labels, targets[name], predictor.meta, dicom_sources)
+            else:
+                continue
+            written.append(targets[name])
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
         raise
-    return {name: targets[name] for name in targets if name in images}
+    return {name: path for name, path in targets.items() if name in images or name in SEGMENTATION_KEYS}
 
 
 def images_to_write(prediction: Prediction) -> dict:
@@ -190,8 +208,8 @@ def segment_folder(predictor: Predictor, cases: list[Path], args: argparse.Names
     failures: dict[str, str] = {}
     for index, source in enumerate(cases, start=1):
         name = case_name(source)
-        targets = output_paths(args.output / f"{name}{MAPS_EXTENSION}", args.attention, args.probabilities,
-                               args.fused)
+        targets = output_paths(args.output / f"{name}{FOLDER_EXTENSIONS[args.formats[0]]}", args.attention,
+                               args.probabilities, args.fused, args.formats)
         if not args.overwrite and all(path.exists() for path in targets.values()):
             status, detail = "skipped", "outputs exist"
         else:
