@@ -25,6 +25,7 @@ if importlib.util.find_spec("dcaseg") is None:  # running from a source checkout
         sys.path.append(str(_SOURCE_ROOT))
 
 from DCASegmentationLib import dependencies  # noqa: E402
+from DCASegmentationLib.module_reload import forget_modules  # noqa: E402
 from DCASegmentationLib.attention import OverlayDisplay, show_overlays  # noqa: E402
 from DCASegmentationLib.device_info import DeviceQuery  # noqa: E402
 from DCASegmentationLib.model_registry import ModelRegistry  # noqa: E402
@@ -118,6 +119,11 @@ class DCASegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+
+    def onReload(self) -> None:
+        """Re-read the Lib packages and the engine too, not only this file (for developers)."""
+        forget_modules()
+        ScriptedLoadableModuleWidget.onReload(self)
 
     def onSceneStartClose(self, caller, event) -> None:
         if self._run is not None and self._run.running:

@@ -27,6 +27,7 @@ if importlib.util.find_spec("dcaseg") is None:  # running from a source checkout
         sys.path.append(str(_SOURCE_ROOT))
 
 from DCASegmentationLib import dependencies  # noqa: E402
+from DCASegmentationLib.module_reload import forget_modules  # noqa: E402
 
 POLL_INTERVAL_MS = 500
 SETTINGS_PREFIX = "DCATraining/"
@@ -115,6 +116,11 @@ class DCATrainingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtonState)
+
+    def onReload(self) -> None:
+        """Re-read the Lib packages and the engine too, not only this file (for developers)."""
+        forget_modules()
+        ScriptedLoadableModuleWidget.onReload(self)
 
     def onSceneStartClose(self, caller, event) -> None:
         self.setParameterNode(None)
