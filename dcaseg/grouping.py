@@ -55,12 +55,13 @@ class Grouping:
 
 def count_voxels(label_files: Iterable[str | Path]) -> dict[int, int]:
     """Voxels per label value over label files, read one at a time (never all in memory)."""
+    # imported when called: the Slicer modules import this module as they load, when only the packages
+    # Slicer bundles may be used (see docs/architecture.md)
+    from .data.imageio import read_image
+
     totals: dict[int, int] = {}
     for path in label_files:
-        try:
-            array = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
-        except RuntimeError as error:
-            raise InputError(f"{path}: cannot read label file ({str(error).strip().splitlines()[-1]})") from None
+        array = sitk.GetArrayFromImage(read_image(path))
         if not np.issubdtype(array.dtype, np.integer):
             array = np.rint(array).astype(np.int64)
         if array.min() < 0:

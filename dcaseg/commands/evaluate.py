@@ -12,6 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..atomic import write_text_atomic
+from ..data.class_names import read_class_names
 from ..data.imageio import case_id_from_file, image_extension, read_image
 from ..errors import InputError
 from ..events import reporter_for
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pred", type=Path, metavar="PRED", help="predicted label map, or a folder of them")
     parser.add_argument("gt", type=Path, metavar="GT", help="reference label map, or a folder of them")
     parser.add_argument("--names", type=Path, metavar="JSON",
-                        help="labels.json ({\"1\": \"spleen\", ...}) or an nnU-Net dataset.json; only "
+                        help="labels.json ({\"1\": \"spleen\", ...}) or an nnU-Net / MSD dataset.json; only "
                              "these labels are scored (default: every label present, named label_<v>)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
     parser.add_argument("--csv", type=Path, metavar="FILE", help="also write one row per (case, organ)")
@@ -36,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    names = read_label_names(args.names) if args.names else None
+    names = read_class_names(args.names) if args.names else None
     pairs, missing, unmatched = match_cases(args.pred, args.gt)
     reporter = reporter_for(args.progress)
     cases: dict[str, dict[str, tuple[int, OrganScore]]] = {}
@@ -51,32 +52,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_tables(cases, summary, missing, unmatched), end="")
     return 0
-
-
-def read_label_names(path: Path) -> dict[int, str]:
-    """{value: name} from a labels.json ({"1": "spleen"}) or a dataset.json (nnU-Net v1 or v2)."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as error:
-        raise InputError(f"{path}: {error.strerror or error}") from None
-    except ValueError as error:
-        raise InputError(f"{path}: not valid JSON ({error})") from None
-    mapping = data.get("labels", data) if isinstance(data, dict) else None
-    if not isinstance(mapping, dict):
-        raise InputError(f"{path}: expected an object mapping label values to names")
-    names = {}
-    for key, value in mapping.items():
-        if isinstance(value, int) and not isinstance(value, bool):  # nnU-Net v2: name -> value
-            names[value] = str(key)
-        elif str(key).isdigit() and isinstance(value, str):  # labels.json, nnU-Net v1: value -> name
-            names[int(key)] = value
-        else:
-            raise InputError(f"{path}: cannot read label entry {key!r}: {value!r} "
-                             "(expected value -> name or name -> value)")
-    names.pop(0, None)
-    if not names:
-        raise InputError(f"{path}: names no foreground label")
-    return dict(sorted(names.items()))
 
 
 def match_cases(pred: Path, gt: Path) -> tuple[dict[str, tuple[Path, Path]], list[str], list[str]]:

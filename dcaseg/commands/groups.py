@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..data.class_names import read_class_names
 from ..errors import InputError
 from ..grouping import RULES, Grouping, group_label_files
 from ..grouping import GROUP_NAMES
@@ -17,7 +18,7 @@ LABEL_FOLDERS = ("labels", "labelsTr")  # a dataset folder: use its label folder
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("labels", nargs="+", type=Path, help="label files or folders of label files")
-    parser.add_argument("--names", type=Path, help="labels.json (value -> name) or nnU-Net dataset.json")
+    parser.add_argument("--names", type=Path, help="labels.json (value -> name) or nnU-Net / MSD dataset.json")
     parser.add_argument("--rule", choices=RULES, default="top2",
                         help="top2: cut at the two largest gaps (default); sequential: the paper's formula")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -40,23 +41,8 @@ def label_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def read_names(path: Path | None) -> dict[int, str]:
-    """Label names from labels.json ({"1": "spleen"}) or dataset.json ({"labels": {"spleen": 1}})."""
-    if path is None:
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise InputError(f"{path}: cannot read label names ({error})") from None
-    if isinstance(data, dict) and isinstance(data.get("labels"), dict):
-        return {int(v): k for k, v in data["labels"].items() if int(v) != 0}
-    if isinstance(data, dict):
-        return {int(k): str(v) for k, v in data.items() if int(k) != 0}
-    raise InputError(f"{path}: expected a JSON object of label names")
-
-
 def run(args: argparse.Namespace) -> int:
-    names = read_names(args.names)
+    names = read_class_names(args.names) if args.names else {}
     grouping = group_label_files(label_files(args.labels), sorted(names) or None, args.rule)
     name = lambda v: names.get(v, f"label_{v}")  # noqa: E731
     for message in grouping.warnings(name):

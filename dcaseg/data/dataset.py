@@ -1,14 +1,14 @@
 """Dataset folders: find cases (nnU-Net v2 raw or plain layout), read class names, check every case.
 
 nnU-Net v2: ``imagesTr/<case>_0000<ending>``, ``labelsTr/<case><ending>``, ``dataset.json``
-(``"labels": {"background": 0, "liver": 1, ...}``, ``"file_ending"``), optional ``imagesTs/``
+(``"labels"`` in nnU-Net v2 or MSD / v1 form, ``"file_ending"``), optional ``imagesTs/``
 (unlabeled). Plain: ``images/<case>.<nii.gz|nii|nrrd|mha|mhd>`` (or a DICOM series folder),
-``labels/<case>.<ext>``, optional ``labels.json`` (``{"1": "spleen", ...}``). A case without a
-label is unlabeled. One broken case never stops a scan: it becomes a ``Problem``.
+``labels/<case>.<ext>``, optional ``labels.json`` (``{"1": "spleen", ...}``). Class names are read
+by ``class_names``. A case without a label is unlabeled. One broken case (or two classes with one
+name) never stops a scan: it becomes a ``Problem``.
 """
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,11 +19,13 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
+from .class_names import duplicate_names, load_json, read_class_names
 from .imageio import image_extension, read_image, strip_image_extension
 
 NNUNET, PLAIN = "nnunet", "plain"
 RELATIVE_TOLERANCE = 1e-4
 DATA_COMPANIONS = (".raw", ".zraw", ".img")   # voxel files beside .mhd headers
+SHOWN_PROBLEMS = 5   # problems named in the error that refuses training
 CHANNEL_NAME = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 
 
@@ -118,6 +120,9 @@ def scan_dataset(root: str | Path, inspect: bool = True) -> DatasetScan:
     if not cases:
         raise InputError(f"{root}: no images found in this dataset folder")
     named = _classes_from_json(root, layout)
+    duplicate = duplicate_names(named) if named else None
+    if duplicate:
+        problems.append(Problem(_class_file(root, layout), duplicate))
     scan = DatasetScan(root, layout, cases, named or {}, problems)
     if inspect:
         found: set[int] = set()
@@ -134,10 +139,16 @@ def scan_dataset(root: str | Path, inspect: bool = True) -> DatasetScan:
 
 
 def require_trainable(scan: DatasetScan) -> None:
-    """Raise ``InputError`` unless the scan has no problems and at least one usable labeled case."""
+    """Raise ``InputError`` unless the scan has no problems and at least one usable labeled case.
+
+    The one-line error names every problem (the first ``SHOWN_PROBLEMS`` and the count of the rest).
+    """
     if scan.problems:
         count = len(scan.problems)
-        raise InputError(f"{count} problem{'s' if count > 1 else ''} in {scan.root}; first: {scan.problems[0]}")
+        shown = "; ".join(str(p) for p in scan.problems[:SHOWN_PROBLEMS])
+        rest = f"; and {count - SHOWN_PROBLEMS} more" if count > SHOWN_PROBLEMS else ""
+        raise InputError(f"{count} problem{'s' if count > 1 else ''} in {scan.root} "
+                         f"(`dcaseg dataset {scan.root}` lists them): {shown}{rest}")
     if not scan.labeled_cases:
         raise InputError(f"no labeled cases in {scan.root}")
 
@@ -177,47 +188,18 @@ def detect_layout(root: Path) -> str:
                      "or nnU-Net's imagesTr/, labelsTr/ and dataset.json)")
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InputError(f"{path}: not valid JSON ({error})") from None
+def _class_file(root: Path, layout: str) -> Path:
+    return root / ("dataset.json" if layout == NNUNET else "labels.json")
 
 
 def _classes_from_json(root: Path, layout: str) -> dict[int, str] | None:
-    """Classes from the layout's JSON file, or None if there is none."""
-    if layout == NNUNET:
-        path = root / "dataset.json"
-        if not path.is_file():
-            return None
-        data = _read_json(path)
-        labels = data.get("labels") if isinstance(data, dict) else None
-        if not isinstance(labels, dict):
-            raise InputError(f"{path}: needs a \"labels\" object mapping names to values")
-        pairs = []
-        for name, value in labels.items():
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise InputError(f"{path}: label {name!r} must map to one integer value "
-                                 "(region-based labels are not supported)")
-            pairs.append((value, str(name)))
-    else:
-        path = root / "labels.json"
-        if not path.is_file():
-            return None
-        data = _read_json(path)
-        if not isinstance(data, dict):
-            raise InputError(f"{path}: must map label values to names, like {{\"1\": \"spleen\"}}")
-        try:
-            pairs = [(int(key), str(name)) for key, name in data.items()]
-        except ValueError:
-            raise InputError(f"{path}: keys must be integer label values, like {{\"1\": \"spleen\"}}") from None
-    if any(value < 0 for value, _ in pairs):
-        raise InputError(f"{path}: label values must not be negative")
-    return {value: name for value, name in sorted(pairs) if value > 0}
+    """Classes from the layout's JSON file (two classes may share a name here), or None if there is none."""
+    path = _class_file(root, layout)
+    return read_class_names(path, allow_duplicate_names=True) if path.is_file() else None
 
 
 def _list_nnunet(root: Path, problems: list[Problem]) -> list[Case]:
-    data = _read_json(root / "dataset.json") if (root / "dataset.json").is_file() else {}
+    data = load_json(root / "dataset.json") if (root / "dataset.json").is_file() else {}
     ending = str(data.get("file_ending", ".nii.gz")) if isinstance(data, dict) else ".nii.gz"
     cases: dict[str, Case] = {}
     for folder in ("imagesTr", "imagesTs"):
