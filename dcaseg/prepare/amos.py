@@ -3,9 +3,9 @@
 validation, the other training cases unlabeled, the 120 AMOS22 validation cases as test."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from ..data.class_names import read_class_names
 from ..data.imageio import case_id_from_file, image_extension
 from ..errors import InputError
 from ..events import Reporter
@@ -75,10 +75,6 @@ def _check_dataset_json(path: Path) -> None:
     """Refuse a dataset.json that describes another label set than AMOS22's 15 organs."""
     if not path.is_file():
         return
-    try:
-        labels = json.loads(path.read_text(encoding="utf-8")).get("labels", {})
-    except (OSError, ValueError, AttributeError) as error:
-        raise InputError(f"{path}: not a readable dataset.json ({error})") from None
-    foreground = [key for key in labels if str(key) not in ("0", "background")]
+    foreground = read_class_names(path)
     if len(foreground) != len(AMOS_ORGANS):
         raise InputError(f"{path}: lists {len(foreground)} foreground labels; AMOS22 has {len(AMOS_ORGANS)}")
