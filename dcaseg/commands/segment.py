@@ -7,11 +7,15 @@ written atomically; a case that fails leaves none of its files behind.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
-from ..data.imageio import image_extension, strip_image_extension, write_image_atomic
+from ..aliasing import check_apart, check_output_folder, entry_holding
+from ..data.imageio import GeometryWarning, image_extension, strip_image_extension, write_image_atomic
 from ..errors import DcaError, InputError
 from ..events import Reporter, reporter_for
 from ..inference import DEFAULT_OVERLAP, Prediction, Predictor
@@ -58,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     reporter = reporter_for(args.progress)
     try:
-        return _run(args, reporter)
+        with geometry_warnings_as_events(reporter):
+            return _run(args, reporter)
     except DcaError as error:
         if args.progress == "jsonl":
             reporter.error(str(error))
@@ -71,7 +76,7 @@ def _run(args: argparse.Namespace, reporter: Reporter) -> int:
     if args.windows_per_batch is not None and args.windows_per_batch < 1:
         raise InputError(f"--windows-per-batch {args.windows_per_batch}: use at least 1")
     folder_cases = list_cases(args.input) if args.input.is_dir() else None
-    shard = parse_shard(args.shard) if args.shard else None
+    shard = parse_shard(args.shard) if args.shard is not None else None
     if folder_cases is None and shard is not None:
         raise InputError("--shard needs a folder of volumes as input")
     if folder_cases is not None and output_format(args.output):
@@ -79,9 +84,12 @@ def _run(args: argparse.Namespace, reporter: Reporter) -> int:
     args.formats = parse_formats(args.format, args.output, folder_input=folder_cases is not None)
     if folder_cases is None:
         targets = output_paths(args.output, args.attention, args.probabilities, args.fused, args.formats)
+        check_apart(targets.values(), [args.input, args.model])
         check_writable(targets, args.overwrite)
     if "dicom-seg" in args.formats:
         check_sources(args.input, folder_cases)
+    if folder_cases is not None:
+        folder_cases = cases_apart_from(folder_cases, args.input, args.output, reporter)
     if resolve_device(args.device).type == "cpu":
         use_all_cpu_cores()
     reporter.stage("loading model")
@@ -158,6 +166,22 @@ def segment_case(predictor: Predictor, source: Path, targets: dict[str, Path],
     return {name: path for name, path in targets.items() if name in images or name in SEGMENTATION_KEYS}
 
 
+@contextlib.contextmanager
+def geometry_warnings_as_events(reporter: Reporter) -> Iterator[None]:
+    """Report each ``GeometryWarning`` of the writers (a format that cannot hold the geometry) as a warning event."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", GeometryWarning)
+        show_other = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+            if issubclass(category, GeometryWarning):
+                reporter.warning(str(message))
+            else:
+                show_other(message, category, filename, lineno, file, line)
+        warnings.showwarning = show
+        yield
+
+
 def images_to_write(prediction: Prediction) -> dict:
     images = {"labels": prediction.labels}
     for group, image in (prediction.attention or {}).items():
@@ -185,6 +209,16 @@ def list_cases(folder: Path) -> list[Path] | None:
     if not entries:
         raise InputError(f"{folder}: empty folder, nothing to segment")
     return None
+
+
+def cases_apart_from(cases: list[Path], input_folder: Path, output: Path, reporter: Reporter) -> list[Path]:
+    """Refuse an output folder that is the input folder; leave out the input entry that holds the output folder."""
+    check_output_folder(output, input_folder)
+    held = entry_holding(output, input_folder)
+    if held is None:
+        return cases
+    reporter.warning(f"{input_folder / held}: left out, it holds the output folder {output}")
+    return [case for case in cases if case.name != held]
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -215,6 +249,7 @@ def segment_folder(predictor: Predictor, cases: list[Path], args: argparse.Names
         else:
             reporter.emit("case", case=name, index=index, total=len(cases), status="started")
             try:
+                check_apart(targets.values(), [source, args.model])
                 check_writable(targets, overwrite=True)
                 segment_case(predictor, source, targets, args)
                 status, detail = "done", ""
