@@ -2,11 +2,15 @@
 
 A reader sees the old file or the new one, never half of one; a failed write (full disk, killed
 process, error while serialising) leaves the old file as it was and no temporary file behind.
-An operating-system failure (full disk, no permission) is an ``InputError`` naming the file.
+An operating-system failure (full disk, no permission), also one a serialiser wraps in its own
+exception (``torch.save`` raises a ``RuntimeError`` over the ``OSError``), is an ``InputError``
+naming the file. Temporary files that a killed process left in the folder are removed on its
+first write there (see ``stale_temps``).
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import stat
@@ -16,7 +20,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import InputError
+from .stale_temps import sweep_once, temp_prefix
 
+_DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -35,7 +41,8 @@ def atomic_write(path: str | Path, binary: bool = False) -> Iterator[IO[Any]]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        sweep_once(path.parent)
+        handle, temp_name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     except OSError as error:
         raise _cannot_write(path, error) from None
     try:
@@ -45,11 +52,12 @@ def atomic_write(path: str | Path, binary: bool = False) -> Iterator[IO[Any]]:
             os.fsync(stream.fileno())
         os.chmod(temp_name, _mode_for(path))
         os.replace(temp_name, path)
-    except OSError as error:
+        fsync_folder(path.parent)
+    except BaseException as error:
         Path(temp_name).unlink(missing_ok=True)
-        raise _cannot_write(path, error) from None
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
+        cause = os_error_in(error) if isinstance(error, Exception) else None
+        if cause is not None:
+            raise _cannot_write(path, cause) from None
         raise
 
 
@@ -65,5 +73,38 @@ def write_json_atomic(path: str | Path, data: Any, indent: int = 2) -> Path:
     return write_text_atomic(path, json.dumps(data, indent=indent) + "\n")
 
 
+def fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the system allows syncing a folder)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+def os_error_in(error: BaseException) -> OSError | None:
+    """``error`` itself if it is an ``OSError``, else the first one it was raised from or during."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def cannot_write_reason(error: OSError) -> str:
+    """The words for a failed write: "disk full" for a full disk or quota, else the system's reason."""
+    if error.errno in _DISK_FULL:
+        return "disk full"
+    return error.strerror or str(error)
+
+
 def _cannot_write(path: Path, error: OSError) -> InputError:
-    return InputError(f"cannot write {path}: {error.strerror or error}")
+    return InputError(f"cannot write {path}: {cannot_write_reason(error)}")
