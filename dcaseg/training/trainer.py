@@ -27,7 +27,7 @@ from .. import __version__
 from ..data.augment import augment
 from ..data.cache import PreprocessCache, dataset_fingerprint
 from ..data.sampling import PatchSampler, prefetch
-from ..errors import InputError
+from ..errors import DcaError, InputError
 from ..inference.devices import resolve_device, usable_cores
 from ..events import Reporter, file_sink
 from ..nets import DCANet, DCAOutput
@@ -214,6 +214,10 @@ class Trainer:
         """Run (or continue) training to ``config.iterations``; returns where it ended."""
         try:
             return self._train()
+        except DcaError as error:
+            if self.ctx.is_main:  # events.jsonl says why the run ended; the command line prints it once itself
+                Reporter(file_sink(self.run_folder.events)).error(str(error))
+            raise
         finally:
             shutdown(self.ctx)
 
