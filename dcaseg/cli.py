@@ -2,15 +2,20 @@
 
 A command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
 Engine errors (``DcaError``) are printed as one line and give exit code 2; a closed output pipe
-ends the command quietly with 141 (as ``SIGPIPE`` does for other tools).
+ends the command quietly with 141 (as ``SIGPIPE`` does for other tools). In the commands that
+write results (``segment``), SIGTERM (Slicer's Cancel, ``timeout``, batch schedulers) stops the
+work as Ctrl-C does, so the same clean-up runs (no partial outputs, no temporary files), and exits
+with 143; a second signal during that clean-up is ignored.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from . import __version__
 from .errors import DcaError
@@ -22,6 +27,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 COMMANDS = (
     "params", "groups", "info", "devices", "evaluate", "prepare", "phantom", "dataset", "train", "demo", "ablate", "segment", "rank",
 )
+
+SIGTERM_AS_INTERRUPT = ("segment",)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's ``KeyboardInterrupt`` would be."""
 
 
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
@@ -45,7 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     selected = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(selected if selected in COMMANDS else None).parse_args(argv)
     try:
-        status = int(args.run(args) or 0)
+        with _signals_as_interrupt(args.command in SIGTERM_AS_INTERRUPT):
+            status = int(args.run(args) or 0)
         sys.stdout.flush()  # so a reader that has gone away shows here, not at interpreter exit
         return status
     except BrokenPipeError:
@@ -55,6 +67,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DcaError as error:
         print(f"dcaseg {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"dcaseg {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        terminated = isinstance(interrupt, Terminated)
+        print(f"dcaseg {args.command}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 128 + signal.SIGTERM if terminated else 130
+
+
+@contextlib.contextmanager
+def _signals_as_interrupt(enabled: bool) -> Iterator[None]:
+    """While enabled: the first SIGTERM raises ``Terminated``, the first SIGINT ``KeyboardInterrupt``;
+    later ones are ignored so that the clean-up they started finishes. A signal the process was
+    started ignoring (``nohup``) stays ignored."""
+    handled = [each for each in (signal.SIGTERM, signal.SIGINT)
+               if enabled and signal.getsignal(each) != signal.SIG_IGN]
+
+    def stop(signum: int, frame: object) -> None:
+        for each in handled:
+            signal.signal(each, signal.SIG_IGN)
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    previous = {each: signal.signal(each, stop) for each in handled}
+    try:
+        yield
+    finally:
+        for each, handler in previous.items():
+            signal.signal(each, handler)
