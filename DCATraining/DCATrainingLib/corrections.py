@@ -22,6 +22,8 @@ from dcaseg.data.dataset import scan_dataset
 from dcaseg.data.imageio import image_extension, read_header, strip_image_extension, write_image_atomic
 from dcaseg.errors import InputError
 
+from DCASegmentationLib.mrml_io import node_ids
+
 from .split_file import mark_case_labeled
 from .volume_geometry import sitk_image_from_volume
 
@@ -69,29 +71,38 @@ def segment_label_values(segmentation_node, classes: Mapping[int, str]) -> dict[
 
 
 def export_label_array(segmentation_node, volume_node, values: Mapping[str, int]) -> np.ndarray:
-    """The segments as one label array (slices, rows, columns) on ``volume_node``'s voxel grid."""
-    segmentation = segmentation_node.GetSegmentation()
-    color_table = slicer.vtkMRMLColorTableNode()
-    color_table.SetTypeToUser()
-    color_table.SetNumberOfColors(max(values.values()) + 1)
-    color_table.SetColor(0, "background", 0.0, 0.0, 0.0, 0.0)
-    segment_ids = vtk.vtkStringArray()
-    for segment_id, value in values.items():
-        color_table.SetColor(value, segmentation.GetSegment(segment_id).GetName(), 1.0, 1.0, 1.0, 1.0)
-        segment_ids.InsertNextValue(segment_id)
+    """The segments as one label array (slices, rows, columns) on ``volume_node``'s voxel grid.
+
+    Exported without a colour table, the way ``slicer.util.arrayFromSegmentBinaryLabelmap`` does
+    in every Slicer version (5.8 dereferences a colour table that is not in the scene): Slicer
+    numbers the segments 1..n in the order given, and we map those numbers to the class values.
+    Every node the export adds to the scene (label map, display node, colour table) is removed.
+    """
     scene = volume_node.GetScene()
+    if scene is None or segmentation_node.GetScene() is not scene:
+        raise InputError(f"volume {volume_node.GetName()!r} and segmentation {segmentation_node.GetName()!r} "
+                         "must both be in the scene")
+    segment_ids = list(values)
+    id_array = vtk.vtkStringArray()
+    for segment_id in segment_ids:
+        id_array.InsertNextValue(segment_id)
+    before = node_ids(scene)
     labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "DCATraining correction export")
     try:
         exported = slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
-            segmentation_node, segment_ids, labelmap, volume_node,
-            slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY, color_table)
+            segmentation_node, id_array, labelmap, volume_node, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY)
         if not exported:
             raise InputError(f"could not export segmentation {segmentation_node.GetName()!r} "
                              f"onto volume {volume_node.GetName()!r}")
-        array = np.array(slicer.util.arrayFromVolume(labelmap))
+        order = np.array(slicer.util.arrayFromVolume(labelmap))
     finally:
-        scene.RemoveNode(labelmap)
-    return array.astype(np.uint8 if array.max(initial=0) <= 255 else np.uint16)
+        for node_id in node_ids(scene) - before:
+            node = scene.GetNodeByID(node_id)
+            if node is not None:
+                scene.RemoveNode(node)
+    class_of_order = np.array([0, *(values[segment_id] for segment_id in segment_ids)])
+    dtype = np.uint8 if class_of_order.max() <= 255 else np.uint16
+    return class_of_order.astype(dtype)[order]
 
 
 def save_correction(segmentation_node, volume_node, dataset_root: str | Path, case_id: str | None = None,
@@ -166,7 +177,10 @@ def check_same_grid(image_path: Path, label_image) -> None:
 def keep_history(label_path: Path) -> Path:
     """Copy ``label_path`` to ``<labels>/.history/<case>.<timestamp><ext>`` atomically; return the copy."""
     history = label_path.parent / HISTORY_FOLDER
-    history.mkdir(exist_ok=True)
+    try:
+        history.mkdir(exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot keep a copy of {label_path} in {history}: {error.strerror or error}") from None
     extension = image_extension(label_path) or label_path.suffix
     stem = strip_image_extension(label_path)
     stamp = time.strftime("%Y%m%dT%H%M%S")

@@ -13,6 +13,8 @@ from dcaseg.errors import InputError
 
 slicer = pytest.importorskip("slicer")
 
+from DCASegmentationLib.mrml_io import node_ids  # noqa: E402
+
 
 def make_dataset(root):
     """Real CT: tsA labeled, tsB unlabeled, plain layout, and a run folder whose split knows both."""
@@ -80,7 +82,9 @@ def test_edited_segment_is_saved_exactly_and_every_earlier_label_is_kept(mrml, t
     assert not original[first_block].any()
 
     add_block(segmentation, volume, "liver", first_block)
+    nodes_before = node_ids(mrml.scene)
     saved = save_correction(segmentation, volume, root, run_dir=run)
+    assert node_ids(mrml.scene) == nodes_before   # no colour table, label map or display node left behind
 
     expected_first = original.copy()
     expected_first[first_block] = names["liver"]
@@ -96,7 +100,10 @@ def test_edited_segment_is_saved_exactly_and_every_earlier_label_is_kept(mrml, t
 
     second_block = (slice(20, 22), slice(0, 3), slice(0, 3))
     add_block(segmentation, volume, "adrenal_gland_left", second_block)
+    nodes_before = node_ids(mrml.scene)
     second = save_correction(segmentation, volume, root, run_dir=run)
+    assert node_ids(mrml.scene) == nodes_before
+    assert not [n for n in slicer.util.getNodesByClass("vtkMRMLColorTableNode") if "_ColorTable" in n.GetName()]
     expected_second = expected_first.copy()
     expected_second[second_block] = names["adrenal_gland_left"]
     assert np.array_equal(read(root / "labels" / "tsA.nii.gz")[0], expected_second)
@@ -150,3 +157,31 @@ def test_a_new_case_copies_its_image_and_unknown_segments_are_refused(mrml, tmp_
         save_correction(segmentation, volume, root, case_id="newcase", run_dir=run)
     assert (root / "labels" / "newcase.nii.gz").read_bytes() == before
     assert not (root / "labels" / ".history").exists()
+
+
+def test_nodes_outside_the_scene_are_refused_before_any_slicer_call(mrml, tmp_path):
+    from DCATrainingLib.corrections import export_label_array
+
+    root, _run = make_dataset(tmp_path / "data")
+    volume, segmentation = load_case(mrml, root / "images" / "tsA.nii.gz", root / "labels" / "tsA.nii.gz")
+    detached = slicer.vtkMRMLScalarVolumeNode()
+    detached.SetAndObserveImageData(volume.GetImageData())
+    first = segmentation.GetSegmentation().GetNthSegmentID(0)
+    with pytest.raises(InputError, match="must both be in the scene"):
+        export_label_array(segmentation, detached, {first: 1})
+    other_scene = slicer.vtkMRMLScene()
+    stray = other_scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+    with pytest.raises(InputError, match="must both be in the scene"):
+        export_label_array(stray, volume, {first: 1})
+
+
+def test_a_history_folder_that_cannot_be_written_is_one_readable_error(mrml, tmp_path):
+    from DCATrainingLib.corrections import save_correction
+
+    root, run = make_dataset(tmp_path / "data")
+    volume, segmentation = load_case(mrml, root / "images" / "tsA.nii.gz", root / "labels" / "tsA.nii.gz")
+    (root / "labels" / ".history").write_text("a file where the history folder should be")
+    before = (root / "labels" / "tsA.nii.gz").read_bytes()
+    with pytest.raises(InputError, match="cannot keep a copy of"):
+        save_correction(segmentation, volume, root, run_dir=run)
+    assert (root / "labels" / "tsA.nii.gz").read_bytes() == before
