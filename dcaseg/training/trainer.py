@@ -216,7 +216,10 @@ class Trainer:
             return self._train()
         except DcaError as error:
             if self.ctx.is_main:  # events.jsonl says why the run ended; the command line prints it once itself
-                Reporter(file_sink(self.run_folder.events)).error(str(error))
+                try:
+                    Reporter(file_sink(self.run_folder.events)).error(str(error))
+                except OSError:  # a full disk refuses the event too
+                    pass
             raise
         finally:
             shutdown(self.ctx)
