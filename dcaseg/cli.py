@@ -20,8 +20,9 @@ from collections.abc import Iterator, Sequence
 from . import __version__
 from .errors import DcaError
 
-# OpenMP threads that spin while waiting cost ~7x per training step on a busy 2-core machine;
-# set before any command imports torch (a user's own setting wins).
+# OpenMP threads that spin while waiting make training steps much slower on a busy machine
+# (benchmarks/RESULTS.md, "Hardware notes"); set before any command imports torch (a user's own
+# setting wins).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 COMMANDS = (

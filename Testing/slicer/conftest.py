@@ -1,8 +1,7 @@
 """A real MRML scene from PyPI ``slicer-core`` (no Qt, no Slicer app) for the modules' Lib logic.
 
 The application logic must stay referenced while module logics use it, and slice nodes are built
-by hand (a layout logic followed by ``scene.Clear(1)`` crashes); see
-``../shared/reference/slicer-core-testing.md``.
+by hand (a layout logic followed by ``scene.Clear(1)`` crashes).
 """
 from __future__ import annotations
 

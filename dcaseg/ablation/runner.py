@@ -207,10 +207,9 @@ def _run_in_parallel(jobs: list[tuple[str, tuple[Any, ...]]], workers: int,
                      finished: Callable[[str, dict[str, Any]], None]) -> None:
     """Train ``jobs`` in ``workers`` processes, each pinned to its own share of the CPU cores.
 
-    A small CPU network does not get faster with more threads (nf8 32³: 1.3 steps/s with one
-    thread or two on this 2-core machine), so separate runs side by side finish the ablation
-    ``workers`` times sooner; on a GPU, one small run leaves most of it idle, and runs side by
-    side share it. Results arrive in the parent, which alone writes the report.
+    A small CPU network does not get faster with more threads (benchmarks/RESULTS.md, "Hardware
+    notes"), so separate runs side by side finish the ablation ``workers`` times sooner; on a GPU,
+    one small run leaves most of it idle, and runs side by side share it. Results arrive in the parent, which alone writes the report.
     Linux only (the pinning needs ``os.sched_setaffinity``); elsewhere runs go one by one.
     """
     cores = sorted(os.sched_getaffinity(0))

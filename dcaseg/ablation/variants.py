@@ -17,8 +17,8 @@ from ..errors import InputError
 from ..training.config import TrainConfig, preset
 from ..training.losses import UNSUPERVISED_WEIGHT as PAPER_LAMBDA  # λ = 10; every variant but the λ rows
 
-# Iterations of the default (budget 1.0) run: 59 min measured for the paper tables' 10 configurations
-# x 3 seeds on 2 CPU cores with --jobs 2 (one run per core); the fusion row adds one more.
+# Iterations of the default (budget 1.0) run: about an hour for the paper tables' 10 configurations
+# x 3 seeds on 2 CPU cores with --jobs 2 (one run per core; benchmarks/RESULTS.md, "Hardware notes").
 DEFAULT_ITERATIONS = 250
 DEFAULT_N_FILTERS = 8
 DEFAULT_PATCH = (32, 32, 32)
@@ -26,7 +26,7 @@ DEFAULT_PATCH = (32, 32, 32)
 GRID_SPACING = (4.0, 4.0, 4.0)
 # How labeled patches are drawn (``TrainConfig.foreground_share``, ``rare_class_power``):
 # "balanced" is our recipe (9 in 10 patches centred on an organ, every organ equally likely);
-# "random" is the plain random crop of the codebases DCA builds on (DHC, GA, GALoss; lineage.md §8).
+# "random" is the plain random crop of the codebases DCA builds on (DHC, GA, GALoss).
 SAMPLING = {"balanced": (0.9, 1.0), "random": (0.0, 0.0)}
 
 

@@ -1,6 +1,6 @@
 """``dcaseg segment -m MODEL -i INPUT -o OUTPUT``: organs (and attention maps) for one volume or a folder.
 
-With ``--progress jsonl`` stdout carries only JSON events (DESIGN §5): ``stage``, ``progress``,
+With ``--progress jsonl`` stdout carries only JSON events (docs/architecture.md): ``stage``, ``progress``,
 ``warning``, ``case`` (folder input), ``done`` with the written ``outputs``, ``error``. Every file is
 written atomically; a case that fails leaves none of its files behind.
 """

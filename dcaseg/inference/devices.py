@@ -72,8 +72,8 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     """Mixed precision for a device: ``fp32`` → none; ``auto`` → bf16 (or fp16) on CUDA, bf16 on a
     CPU with native bf16, none elsewhere.
 
-    On this project's AVX512-BF16 CPU, bf16 made one nf8 32³ window ~4x faster (81 vs 327 ms);
-    on CPUs without it bf16 autocast is ~80x slower (DESIGN §9), so it stays off there.
+    On a CPU that computes bf16 natively it makes small windows several times faster; on one that
+    does not it is far slower, so it stays off there (benchmarks/RESULTS.md, "Hardware notes").
     """
     if precision == "fp32":
         return None
@@ -85,7 +85,8 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
 
 
 def uses_channels_last(device: torch.device) -> bool:
-    """``channels_last_3d`` is ~1.5x faster for 3-D convolutions on CPU (oneDNN) and on CUDA."""
+    """``channels_last_3d`` makes 3-D convolutions faster on CPU (oneDNN) and on CUDA
+    (benchmarks/RESULTS.md, "Hardware notes")."""
     return device.type in ("cpu", "cuda")
 
 
@@ -93,8 +94,9 @@ SMALL_WINDOW_VOXELS = 48**3
 
 
 def default_windows_per_batch(device: torch.device, window_voxels: int) -> int:
-    """Windows per forward pass: 4 on CUDA, and on CPU/MPS for small windows (≤ 48³: one nf8 32³
-    window took 327 ms, four together 490 ms); 1 for larger windows on CPU/MPS."""
+    """Windows per forward pass: 4 on CUDA, and on CPU/MPS for small windows (≤ 48³, where four
+    together cost little more than one); 1 for larger windows on CPU/MPS (benchmarks/RESULTS.md,
+    "Hardware notes")."""
     return 4 if device.type == "cuda" or window_voxels <= SMALL_WINDOW_VOXELS else 1
 
 

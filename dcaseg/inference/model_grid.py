@@ -23,8 +23,8 @@ from ..package import Preprocessing
 from .sliding_window import DEFAULT_OVERLAP, axis_window_starts
 
 # The body mask is found on a grid of at most this spacing (every k-th voxel of a finer model grid):
-# 0.1 s instead of 0.4 s on a 266x266x167 grid at 1.5x1.5x3 mm (2-core CPU), which matters beside
-# an H100's 0.65 s for the whole segmentation; the skin moves by less than one step.
+# a fraction of the time on a fine grid, which matters beside a GPU's whole segmentation
+# (benchmarks/RESULTS.md, "Hardware notes"); the skin moves by less than one step.
 BODY_MASK_SPACING_MM = 3.0
 
 

@@ -1,4 +1,4 @@
-"""The semi-supervised trainer (DESIGN §3): experts on labeled patches, aggregator on pseudo-labels.
+"""The semi-supervised trainer: experts on labeled patches, aggregator on pseudo-labels.
 
 Per iteration: lr = poly(0.9) decay, λ = sigmoid ramp-up; one forward pass over labeled +
 unlabeled patches; loss = Σ_experts (CE + Dice) on the labeled part + λ · (CE + Dice) of the
@@ -75,8 +75,8 @@ def cpu_threads(processes: int = 1) -> int:
     """Threads per training process on CPU: the usable cores shared out, at least one.
 
     Fixed by the machine, not by its momentary load, so a run and its resume compute the same
-    numbers. (Threads that spin while waiting made steps ~7x slower on a busy machine; the CLI
-    sets ``OMP_WAIT_POLICY=PASSIVE`` for that.)
+    numbers. (Threads that spin while waiting make steps much slower on a busy machine; the CLI
+    sets ``OMP_WAIT_POLICY=PASSIVE`` for that: benchmarks/RESULTS.md, "Hardware notes".)
     """
     return max(1, usable_cores() // processes)
 
