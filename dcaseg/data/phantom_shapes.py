@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Union
 
 import numpy as np
 
@@ -113,7 +114,7 @@ class Tube:
         return result
 
 
-Solid = Ellipsoid | Tube
+Solid = Union[Ellipsoid, Tube]
 
 
 def solid_mask(solids: tuple[Solid, ...], grid: Grid, place: Placement = Placement()) -> np.ndarray:
