@@ -30,7 +30,7 @@ def require_highdicom() -> None:
     try:
         import highdicom  # noqa: F401
     except ImportError:
-        raise InputError(f"DICOM SEG output needs highdicom and pydicom: {INSTALL_HINT}") from None
+        raise InputError(f"DICOM SEG output needs highdicom (Python 3.10 or newer): {INSTALL_HINT}") from None
 
 
 def check_sources(source: Path, cases: Sequence[Path] | None) -> None:
