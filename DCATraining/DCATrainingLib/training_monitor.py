@@ -45,6 +45,7 @@ class TrainingMonitor:
         self.stage = ""
         self.last_checkpoint: int | None = None
         self.resumed_at: int | None = None
+        self.stopped_at: int | None = None
         self.total_iterations = _configured_iterations(self.run_dir)
         self.metrics_table = new_table(scene, f"{label} metrics")
         self.dice_table = new_table(scene, f"{label} validation Dice")
@@ -96,9 +97,11 @@ class TrainingMonitor:
             self.stage = str(event.get("stage", ""))
         elif kind == "checkpoint":
             self.last_checkpoint = int(event.get("iteration", 0))
+        elif kind == "stopped":
+            self.stopped_at = int(event.get("iteration", 0))
         elif kind == "resumed":
             self.resumed_at = int(event.get("iteration", 0))
-            self.finished, self.error = False, None
+            self.finished, self.error, self.stopped_at = False, None, None
         elif kind == "done":
             self.finished, self.progress = True, 1.0
             self.outputs = dict(event.get("outputs") or {})

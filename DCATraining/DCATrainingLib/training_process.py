@@ -1,13 +1,11 @@
 """Start, stop, resume and retrain: ``dcaseg train`` as a background subprocess.
 
 The process runs through DCASegmentation's engine-process runner (events from its stdout, one
-readable error, Stop kills the whole process tree). The trainer checkpoints on SIGTERM, so a
-stopped run can be resumed. A ``TrainingMonitor`` follows the run folder's ``events.jsonl``.
+readable error). Stop asks the trainer through its stop file to checkpoint and end, so a stopped
+run can be resumed; the process tree is killed only if it does not end in time. A ``TrainingMonitor`` follows the run folder's ``events.jsonl``.
 """
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -16,6 +14,7 @@ from pathlib import Path
 from DCASegmentationLib.engine_process import (EngineProcess, ProcessResult, engine_environment, poll_until_done,
                                               python_for_engine)
 from dcaseg.errors import InputError
+from dcaseg.training.stop_request import request_stop
 
 from .split_file import read_split, write_split
 from .training_monitor import TrainingMonitor
@@ -91,9 +90,10 @@ def next_free_run(run: Path) -> Path:
 class TrainingProcess:
     """One training subprocess plus the live monitor of its run folder.
 
-    Stop asks the trainer to end (SIGTERM: it finishes the current iteration and checkpoints);
-    if it has not ended after ``stop_grace_s`` the whole process tree is killed, leaving the
-    last periodic checkpoint. Either way the run can be resumed.
+    Stop writes the run folder's stop file, which the trainer polls at every iteration: it writes a
+    checkpoint and ends with exit code 0, on Windows as elsewhere. If it has not ended after
+    ``stop_grace_s`` the whole process tree is killed, leaving the last periodic checkpoint. Either
+    way the run can be resumed.
     """
 
     def __init__(self, scene, request: TrainingRequest, resume: bool = False,
@@ -116,16 +116,14 @@ class TrainingProcess:
         self.engine.start()
 
     def stop(self) -> None:
-        """Ask the trainer to checkpoint and end; ``poll`` kills the tree if it does not in time."""
+        """Ask the trainer to checkpoint and end (its stop file, on every platform); ``poll`` kills the
+        tree if it has not ended within ``stop_grace_s``."""
         if not self.engine.running or self._stop_requested_at is not None:
             return
         self._stop_requested_at = time.monotonic()
-        if os.name == "nt":
-            self.engine.cancel()
-            return
         try:
-            os.killpg(self.engine.pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
+            request_stop(self.request.run)
+        except InputError:
             self.engine.cancel()
 
     def poll(self) -> bool:
@@ -150,7 +148,7 @@ class TrainingProcess:
             if not self.engine.running:
                 return "idle"
             return "stopping" if self._stop_requested_at is not None else "running"
-        if self._stop_requested_at is not None and result.status != "done":
+        if self._stop_requested_at is not None and (result.status != "done" or self.monitor.stopped_at is not None):
             return "stopped"
         return "done" if result.status == "done" else "failed"
 

@@ -56,6 +56,9 @@ def test_stop_leaves_a_run_that_resume_completes(stopped_then_resumed):
     _, request, first, second, stopped_at = stopped_then_resumed
     total = json.loads((request.run / "config.json").read_text(encoding="utf-8"))["train"]["iterations"]
     assert first.state == "stopped", first.result
+    assert first.result.returncode == 0                       # a requested stop is a clean ending
+    assert (request.run / "checkpoints" / "last.pt").is_file()
+    assert not (request.run / "stop-requested").exists()       # the trainer removed its stop file
     assert logged(request.run, "stopped")[0]["iteration"] == stopped_at
     assert 2 <= stopped_at < total
     assert second.state == "done", second.error

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         where = f"model in {result.model}" if result.model else "no model exported yet"
         state = "stopped" if result.stopped else "finished"
         print(f"training {state} at iteration {result.iteration}; {where}", file=sys.stderr)
-    return 130 if result.stopped else 0
+    return 130 if result.interrupted else 0
 
 
 def _worker_argv(args: argparse.Namespace) -> list[str]:

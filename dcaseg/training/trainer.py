@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import signal
-import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -40,6 +38,7 @@ from .losses import dice_ce_loss, ramp_weight, supervised_loss, unsupervised_los
 from .plan import TrainingPlan, make_plan
 from ..atomic import write_json_atomic
 from .run_folder import RunFolder, read_json, tensorboard_sink
+from .stop_request import StopRequest
 from .validation import Validator
 
 
@@ -65,10 +64,13 @@ class TrainRequest:
 
 @dataclass
 class TrainResult:
+    """How a training call ended; ``interrupted`` is True when a signal (not a stop request) stopped it."""
+
     model: Path | None
     iteration: int
     stopped: bool
     best_mean_dice: float | None
+    interrupted: bool = False
 
 
 def cpu_threads(processes: int = 1) -> int:
@@ -87,27 +89,6 @@ def make_optimizer(network: torch.nn.Module, config: TrainConfig) -> torch.optim
         return torch.optim.AdamW(network.parameters(), lr=config.base_lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(network.parameters(), lr=config.base_lr, momentum=config.momentum,
                            nesterov=config.nesterov, weight_decay=config.weight_decay)
-
-
-class StopRequest:
-    """Set by SIGTERM/SIGINT; the loop checkpoints and stops at the next iteration boundary."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def _take(output: DCAOutput, part: slice) -> DCAOutput:
@@ -279,7 +260,7 @@ class Trainer:
         model = wrap(network, self.ctx, self.device)
         model.train()
         reporter.stage("train")
-        with StopRequest() as stop:
+        with StopRequest(self.run_folder.path) as stop:
             return self._loop(plan, network, model, optimizer, scaler, sampler, validator, start, best,
                               stop, memory_format, use_amp)
 
@@ -356,7 +337,7 @@ class Trainer:
             reporter.emit("done", iteration=done, best_mean_dice=best,
                           outputs={"model": str(run.model) if model_path else None, "run": str(run.path)},
                           rank_weight_checksums=[c[0] for c in checksums])
-        return TrainResult(model_path, done, stopped, best)
+        return TrainResult(model_path, done, stopped, best, interrupted=stopped and stop.signalled)
 
     def _validate(self, plan: TrainingPlan, network: DCANet, iteration: int, best: float | None,
                   validator: Validator | None) -> float | None:
