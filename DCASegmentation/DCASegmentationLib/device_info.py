@@ -9,7 +9,7 @@ import subprocess
 import threading
 from dataclasses import dataclass, field
 
-from .engine_process import engine_environment, one_line, python_for_engine
+from .engine_process import engine_environment, one_line, process_options, python_for_engine
 from .parameters import DEVICE_AUTO
 
 QUERY_TIMEOUT_S = 120
@@ -64,7 +64,8 @@ def query_devices(python: str | None = None) -> DeviceInfo:
     command = [python or python_for_engine(), "-m", "dcaseg", "devices", "--json"]
     try:
         completed = subprocess.run(command, capture_output=True, text=True, timeout=QUERY_TIMEOUT_S,
-                                   env=engine_environment(), check=False)
+                                   env=engine_environment(), check=False,
+                                   **process_options())
     except (OSError, subprocess.TimeoutExpired) as error:
         return DeviceInfo(problem=f"could not ask the engine for devices: {one_line(str(error))}")
     if completed.returncode != 0:

@@ -27,6 +27,9 @@ from dcaseg.events import parse_event_line
 Event = dict[str, Any]
 STDERR_LINES_KEPT = 50
 KILL_GRACE_S = 3.0
+# Windows process creation flags (the values of subprocess's constants, which exist only on Windows).
+CREATE_NEW_PROCESS_GROUP = 0x00000200
+CREATE_NO_WINDOW = 0x08000000
 
 
 @dataclass
@@ -81,17 +84,13 @@ class EngineProcess:
         """Launch the command in its own process group (session) with piped, line-buffered output."""
         if self._process is not None:
             raise RuntimeError("this engine process was already started")
-        kwargs: dict[str, Any] = {}
-        if os.name == "nt":
-            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
-        else:
-            kwargs["start_new_session"] = True
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         try:
             self._process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                              stderr=subprocess.PIPE, text=True, encoding="utf-8",
-                                             errors="replace", bufsize=1, env=env, **kwargs)
+                                             errors="replace", bufsize=1, env=env,
+                                             **process_options())
         except OSError as error:
             self._finish(ProcessResult("failed", None, error=f"could not start {self.command[0]}: {error}"))
             return
@@ -184,6 +183,18 @@ class EngineProcess:
                 shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
+def process_options(os_name: str = os.name) -> dict[str, Any]:
+    """``Popen`` options for an engine process started from Slicer's GUI.
+
+    On Windows: no console window (a visible one would kill the run when closed; Slicer's
+    ``launchConsoleProcess`` hides it too) and a process group of its own. Elsewhere: a session of
+    its own, so Cancel can end the whole process tree.
+    """
+    if os_name == "nt":
+        return {"creationflags": CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW}
+    return {"start_new_session": True}
+
+
 def poll_until_done(poll: Callable[[], bool], timeout: float | None, interval: float) -> bool:
     """Call ``poll`` (True while running) every ``interval`` s; False if ``timeout`` passes first."""
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -204,7 +215,8 @@ def kill_process_tree(process: subprocess.Popen) -> None:
     """Terminate ``process`` and all its descendants, then kill whatever is left after a grace period."""
     descendants = _descendants(process.pid)
     if os.name == "nt":
-        subprocess.run(["taskkill", "/F", "/T", "/PID", str(process.pid)], capture_output=True, check=False)
+        subprocess.run(["taskkill", "/F", "/T", "/PID", str(process.pid)], capture_output=True, check=False,
+                       **process_options())
     else:
         try:
             os.killpg(process.pid, signal.SIGTERM)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from DCASegmentationLib.engine_process import EngineProcess, engine_environment, one_line
+from DCASegmentationLib.engine_process import EngineProcess, engine_environment, one_line, process_options
 
 
 def python_script(code: str) -> list[str]:
@@ -131,3 +131,23 @@ def test_the_engine_environment_lets_another_python_import_this_engine(tmp_path)
 @pytest.mark.parametrize("text,expected", [("a\n  b\tc", "a b c"), ("x" * 600, "x" * 499 + "…")])
 def test_one_line_collapses_messages(text, expected):
     assert one_line(text) == expected
+
+
+def test_on_windows_the_engine_starts_without_a_console_window_in_its_own_group():
+    options = process_options("nt")
+    # CREATE_NO_WINDOW (0x08000000) | CREATE_NEW_PROCESS_GROUP (0x00000200), the WinBase.h values
+    assert options == {"creationflags": 0x08000000 | 0x00000200}
+    if hasattr(subprocess, "CREATE_NO_WINDOW"):   # on Windows itself, the stdlib's own constants
+        assert options["creationflags"] == subprocess.CREATE_NO_WINDOW | subprocess.CREATE_NEW_PROCESS_GROUP
+
+
+def test_elsewhere_the_engine_gets_a_session_of_its_own():
+    assert process_options("posix") == {"start_new_session": True}
+    run = EngineProcess(python_script("""
+        import json, os
+        print(json.dumps({"event": "done", "outputs": {"sid": os.getsid(0), "pid": os.getpid()}}))
+    """))
+    run.start()
+    result = run.wait(timeout=60)
+    assert result.status == "done"
+    assert result.outputs["sid"] == result.outputs["pid"]   # a new session: Cancel can end the whole tree
