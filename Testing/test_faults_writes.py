@@ -29,7 +29,8 @@ from dcaseg.data.imageio import GeometryWarning, write_image_atomic
 from dcaseg.stale_temps import ABANDONED_AFTER_S, DEAD_WRITER_GRACE_S, remove_stale_temps, temp_prefix
 from dcaseg.training.checkpoint import load_checkpoint, save_checkpoint
 
-BUNDLED_MODEL = Path(__file__).parents[1] / "DCASegmentation" / "Resources" / "Models" / "dca-demo-synthetic-abdomen.zip"
+MODELS = Path(__file__).parents[1] / "DCASegmentation" / "Resources" / "Models"
+BUNDLED_MODEL = MODELS / "dca-demo-synthetic-abdomen.zip"
 FORMATS = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 
 
@@ -258,7 +259,8 @@ def test_an_empty_shard_is_a_one_line_error(capsys, tmp_path: Path):
 def start_segment(out: Path, *flags: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "dcaseg", "segment", "-m", str(BUNDLED_MODEL), "-i",
                              str(REALCT_IMAGE), "-o", str(out / "ct.nii.gz"), "--attention", *flags,
-                             "--device", "cpu", "--progress", "jsonl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--device", "cpu", "--progress", "jsonl"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def terminate_at(process: subprocess.Popen, wanted) -> list[dict]:

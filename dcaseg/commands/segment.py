@@ -2,7 +2,9 @@
 
 With ``--progress jsonl`` stdout carries only JSON events (docs/architecture.md): ``stage``, ``progress``,
 ``warning``, ``case`` (folder input), ``done`` with the written ``outputs``, ``error``. Every file is
-written atomically; a case that fails leaves none of its files behind.
+written atomically; a case that fails leaves none of its files behind, and so does SIGTERM (handled as
+Ctrl-C). No output may be an input (the CT in any spelling or link, a file inside the DICOM series or
+the model) or, for folders, the input folder.
 """
 from __future__ import annotations
 
