@@ -1,4 +1,5 @@
-# make demo: set everything up and run the demo.  make test: set everything up and run the tests.
+# make demo: set everything up and run the demo.  make test: set everything up and run the tests
+# (then the torch-free ones again under Python 3.9 and 3.12, Slicer 5.8's and 5.10+'s, where present).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -27,6 +28,7 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q Testing
+	bash .ci/other_pythons.sh
 
 clean:
 	rm -rf $(VENV) demo_out

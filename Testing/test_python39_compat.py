@@ -84,7 +84,7 @@ def test_the_check_finds_what_3_9_cannot_run(tmp_path):
     bad.write_text("from __future__ import annotations\nfrom typing import TypeAlias\n"
                    "Solid = Ellipsoid | Tube\nx: int | None = None\npairs = zip(a, b, strict=True)\n"
                    "match x:\n    case 1:\n        pass\n")
-    assert problems(bad)[0].startswith("line 8: syntax newer than Python 3.9")
+    assert "syntax newer than Python 3.9" in problems(bad)[0]   # the match statement (3.9 names another line)
     bad.write_text(bad.read_text().split("match")[0])
     found = problems(bad)
     assert any("line 3: X | Y" in p for p in found)
