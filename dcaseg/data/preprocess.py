@@ -2,15 +2,66 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from ..errors import InputError
+
 CT_WINDOW = (-75.0, 275.0)
 MR_PERCENTILES = (0.5, 99.5)
 BODY_THRESHOLD_HU = -500.0
+MIN_CT_CONTRAST_HU = 1.0  # a CT whose voxels all lie closer together than this shows nothing
+
+
+@dataclass(frozen=True)
+class FiniteImage:
+    """An image whose voxels are all finite numbers, its value range, and how many voxels were replaced."""
+
+    image: sitk.Image
+    low: float
+    high: float
+    replaced: int = 0
+
+
+def finite_image(image: sitk.Image) -> FiniteImage:
+    """``image`` with its NaN and ±Inf voxels set to its lowest finite value.
+
+    Costs two reductions when every voxel is finite (the usual case, always for integer images).
+    An image without any finite voxel is an ``InputError``.
+    """
+    view = sitk.GetArrayViewFromImage(image)
+    low, high = float(view.min()), float(view.max())
+    if np.isfinite(low) and np.isfinite(high):
+        return FiniteImage(image, low, high)
+    finite = np.isfinite(view)
+    count = int(finite.sum())
+    if count == 0:
+        raise InputError("no voxel of the image is a finite number (all are NaN or infinite)")
+    values = view[finite]
+    low, high = float(values.min()), float(values.max())
+    fixed = sitk.GetImageFromArray(np.where(finite, view, view.dtype.type(low)))
+    fixed.CopyInformation(image)
+    return FiniteImage(fixed, low, high, int(finite.size) - count)
+
+
+def intensity_warnings(image: FiniteImage, intensity: Mapping[str, Any]) -> list[str]:
+    """Warnings about an image's intensities: replaced non-finite voxels, no contrast (cannot be CT)."""
+    warnings = []
+    if image.replaced:
+        warnings.append(f"{image.replaced} voxel{'s' if image.replaced > 1 else ''} of the image "
+                        f"{'were' if image.replaced > 1 else 'was'} NaN or infinite; set to {image.low:g}, "
+                        "the image's lowest value (the result there is a guess)")
+    spread = image.high - image.low
+    if intensity["mode"] == "ct-window" and spread < MIN_CT_CONTRAST_HU:
+        warnings.append(f"the image has no contrast (every voxel between {image.low:g} and {image.high:g}), "
+                        "so it cannot be a CT in Hounsfield units; its labels mean nothing")
+    elif spread == 0:
+        warnings.append(f"the image is constant ({image.low:g}); its labels mean nothing")
+    return warnings
 
 
 def default_intensity(modality: str) -> dict[str, Any]:
@@ -45,16 +96,20 @@ def resample(image: sitk.Image, spacing: Sequence[float], is_label: bool = False
              size: Sequence[int] | None = None) -> sitk.Image:
     """Resample to ``spacing`` (x, y, z mm) keeping origin and direction.
 
-    Images use linear interpolation, labels nearest neighbour. An image already at the spacing
-    (and size) is returned unchanged.
+    Images use linear interpolation (NaN and ±Inf voxels first set to the lowest finite value,
+    which also fills outside the input), labels nearest neighbour. An image already at the
+    spacing (and size) is returned unchanged but for those voxels.
     """
+    default = 0.0
+    if not is_label:
+        finite = finite_image(image)
+        image, default = finite.image, finite.low
     spacing = tuple(float(s) for s in spacing)
     size = tuple(int(n) for n in size) if size is not None else resampled_size(image, spacing)
     if np.allclose(image.GetSpacing(), spacing, rtol=1e-5) and tuple(image.GetSize()) == size:
         return image
     interpolator = sitk.sitkNearestNeighbor if is_label else sitk.sitkLinear
     pixel = image.GetPixelID() if is_label else sitk.sitkFloat32
-    default = 0.0 if is_label else float(sitk.GetArrayViewFromImage(image).min())
     return sitk.Resample(image, size, sitk.Transform(), interpolator, image.GetOrigin(), spacing,
                          image.GetDirection(), default, pixel)
 

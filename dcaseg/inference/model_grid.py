@@ -18,7 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..data.orientation import LpsView, lps_view
-from ..data.preprocess import body_bounding_box, body_mask, normalise_intensity
+from ..data.preprocess import body_bounding_box, body_mask, finite_image, intensity_warnings, normalise_intensity
 from ..package import Preprocessing
 from .sliding_window import DEFAULT_OVERLAP, axis_window_starts
 
@@ -96,14 +96,18 @@ def window_aligned(start: int, stop: int, length: int, patch: int, overlap: floa
 
 
 def to_model_grid(image: sitk.Image, preprocessing: Preprocessing, body_crop: bool,
-                  overlap: float = DEFAULT_OVERLAP, find_body: bool = False) -> tuple[ModelGridVolume, str | None]:
-    """Reorient (LPS axes), resample and normalise ``image`` onto the model grid; also return a warning or None.
+                  overlap: float = DEFAULT_OVERLAP, find_body: bool = False) -> tuple[ModelGridVolume, list[str]]:
+    """Reorient (LPS axes), resample and normalise ``image`` onto the model grid; also return warnings.
 
+    NaN and ±Inf voxels are set to the image's lowest finite value first (with a warning that
+    counts them); an image that cannot be a CT (no contrast) is warned about.
     With ``body_crop`` the grid keeps only the windows (at ``overlap``) that touch the body's
     bounding box: inside the body the result is the whole volume's, from fewer windows.
     ``find_body`` also marks the patient's voxels (from the resampled Hounsfield units).
     """
-    warning = None
+    finite = finite_image(image)
+    image = finite.image
+    warnings = intensity_warnings(finite, preprocessing.intensity)
     view = lps_view(image)
     spacing = tuple(float(s) for s in preprocessing.target_spacing)
     size = covering_size(view.size, view.spacing, spacing)
@@ -111,24 +115,23 @@ def to_model_grid(image: sitk.Image, preprocessing: Preprocessing, body_crop: bo
     if body_crop:
         body = body_range_on_grid(image, view, spacing, size)
         if body is None:
-            warning = ("no voxel above -500 HU, so no body to crop to (is this a CT in Hounsfield units?); "
-                       "segmenting the whole volume")
+            warnings.append("no voxel above -500 HU, so no body to crop to (is this a CT in Hounsfield units?); "
+                            "segmenting the whole volume")
         else:
             spans = [window_aligned(a, b, n, p, overlap)
                      for (a, b), n, p in zip(body, size, preprocessing.patch_size)]
             first, count = tuple(a for a, _ in spans), tuple(b - a for a, b in spans)
     direction = np.asarray(view.direction, dtype=float).reshape(3, 3)
     origin = np.asarray(view.origin, dtype=float) + direction @ (np.asarray(first) * np.asarray(spacing))
-    outside = float(sitk.GetArrayViewFromImage(image).min())
     resampled = sitk.Resample(image, [int(n) for n in count], sitk.Transform(), sitk.sitkLinear,
-                              tuple(origin.tolist()), spacing, view.direction, outside, sitk.sitkFloat32)
+                              tuple(origin.tolist()), spacing, view.direction, finite.low, sitk.sitkFloat32)
     hounsfield = sitk.GetArrayViewFromImage(resampled)
     steps = [max(1, int(BODY_MASK_SPACING_MM // t)) for t in reversed(spacing)]  # array order (z, y, x)
     body = body_mask(hounsfield, step=steps) if find_body else None
     array = normalise_intensity(hounsfield, preprocessing.intensity)
     placement = tuple((a, n - a - c) for a, n, c in zip(reversed(first), reversed(size), reversed(count)))
     grid = ModelGridVolume(np.ascontiguousarray(array), view.origin, spacing, view.direction, placement, body)
-    return grid, warning
+    return grid, warnings
 
 
 def restore(grid: ModelGridVolume, array: np.ndarray, reference: sitk.Image, is_label: bool,

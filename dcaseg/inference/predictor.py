@@ -128,9 +128,9 @@ class Predictor:
         attention = attention and self._has_attention("attention maps")
         fused = fused and self._has_attention("a fused expert prediction", experts_only=True)
         reporter.stage("preprocessing")
-        grid, warning = to_model_grid(image, self.meta.preprocessing, self.body_crop, self.overlap,
-                                      find_body=self.mask_to_body)
-        if warning:
+        grid, warnings = to_model_grid(image, self.meta.preprocessing, self.body_crop, self.overlap,
+                                       find_body=self.mask_to_body)
+        for warning in warnings:
             reporter.warning(warning)
         maps = self._predict_on_grid(grid, attention, probabilities, fused)
         reporter.stage("restoring")
