@@ -15,6 +15,8 @@ import pytest
 import SimpleITK as sitk
 from support import REALCT_IMAGE
 
+from dcaseg.data.cache import PreprocessCache, PreprocessSettings
+from dcaseg.data.preprocess import default_intensity
 from dcaseg.events import Reporter
 from dcaseg.inference.predictor import Predictor
 
@@ -105,3 +107,16 @@ def test_an_image_without_a_finite_voxel_is_a_one_line_error(tmp_path: Path) -> 
     assert result.stderr.splitlines() == [
         "dcaseg segment: error: no voxel of the image is a finite number (all are NaN or infinite)"]
     assert not (tmp_path / "out.nii.gz").exists()
+
+
+@pytest.mark.parametrize("spacing", [(3.0, 3.0, 3.0), (4.0, 4.0, 4.0)])  # kept as it is, and resampled
+def test_training_never_sees_a_nan_voxel(spacing: tuple[float, float, float], tmp_path: Path) -> None:
+    image = sitk.Cast(sitk.ReadImage(str(REALCT_IMAGE)), sitk.sitkFloat32)
+    array = sitk.GetArrayFromImage(image)
+    array[10:14, 40:60, 50:70] = np.nan
+    array[0, 0, 0] = -np.inf
+    path = write_mha(array, image, tmp_path / "ct.mha")
+    cache = PreprocessCache(tmp_path / "cache", PreprocessSettings(spacing, default_intensity("CT"), (0,)))
+    cache.prepare("ct", path, None)
+    cached = cache.load("ct", labeled=False).image
+    assert np.isfinite(cached).all() and cached.max() > 0.5  # the window still holds the soft tissue
