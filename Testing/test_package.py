@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import stat
 import subprocess
 import sys
 import zipfile
@@ -150,3 +152,13 @@ def test_info_summarises_a_valid_package(package):
                             text=True, check=True)
     assert "head       liver" in result.stdout and "tail       adrenal_gland_right" in result.stdout
     assert "output     aggregator" in result.stdout and "fusion=sum" in result.stdout
+
+
+def test_a_saved_package_folder_has_the_umasks_normal_permissions(tmp_path):
+    umask = os.umask(0)
+    os.umask(umask)
+    meta = make_meta()
+    path = save_package(tmp_path / "shared-model", DCANet(meta.architecture), meta)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o777 & ~umask     # not mkdtemp's 0700: others can use it
+    assert {stat.S_IMODE(p.stat().st_mode) for p in path.iterdir()} == {0o666 & ~umask}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no staging folder left

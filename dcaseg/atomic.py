@@ -13,6 +13,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -59,6 +60,52 @@ def atomic_write(path: str | Path, binary: bool = False) -> Iterator[IO[Any]]:
         if cause is not None:
             raise _cannot_write(path, cause) from None
         raise
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """A staging folder beside ``path`` with normal permissions; on a clean exit it replaces ``path``.
+
+    An existing folder at ``path`` is removed only after the new one took its place.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_once(path.parent)
+        staging = Path(tempfile.mkdtemp(prefix=temp_prefix(path.name), dir=path.parent))
+        os.chmod(staging, 0o777 & ~_UMASK)  # mkdtemp's 0700 would hide a shared model from other users
+    except OSError as error:
+        raise _cannot_write(path, error) from None
+    try:
+        yield staging
+        _swap_folder(staging, path)
+        fsync_folder(path.parent)
+    except BaseException as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        cause = os_error_in(error) if isinstance(error, Exception) else None
+        if cause is not None:
+            raise _cannot_write(path, cause) from None
+        raise
+
+
+def write_bytes_synced(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file and flush it to disk (inside an ``atomic_folder``)."""
+    with open(path, "wb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.chmod(path, 0o666 & ~_UMASK)
+
+
+def _swap_folder(staging: Path, target: Path) -> None:
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(target, old)
+    os.replace(staging, target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

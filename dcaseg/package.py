@@ -10,9 +10,6 @@ atomic (temp folder/file, then rename).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +21,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from . import __version__
-from .atomic import atomic_write
+from .atomic import atomic_folder, atomic_write, write_bytes_synced
 from .errors import PackageError
 from .nets import ArchitectureConfig, DCANet
 from .package_members import MODEL_JSON, WEIGHTS, read_member
@@ -124,7 +121,6 @@ def save_package(path: str | Path, network: DCANet, meta: ModelMeta, half: bool 
     back into the network's float32.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta_json = json.dumps(meta.to_dict(), indent=2).encode("utf-8")
     parse_meta(json.loads(meta_json), MODEL_JSON)
     state = {k: v.detach().to("cpu").contiguous() for k, v in network.state_dict().items()}
@@ -136,25 +132,8 @@ def save_package(path: str | Path, network: DCANet, meta: ModelMeta, half: bool 
             archive.writestr(MODEL_JSON, meta_json)
             archive.writestr(WEIGHTS, weights)
         return path
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        (staging / MODEL_JSON).write_bytes(meta_json)
-        (staging / WEIGHTS).write_bytes(weights)
-        _replace_folder(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with atomic_folder(path) as staging:
+        write_bytes_synced(staging / MODEL_JSON, meta_json)
+        write_bytes_synced(staging / WEIGHTS, weights)
     return path
-
-
-def _replace_folder(staging: Path, target: Path) -> None:
-    """Swap ``staging`` into ``target``; an old package is removed only after the swap."""
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    old = target.with_name(f".{target.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(target, old)
-    os.replace(staging, target)
-    shutil.rmtree(old, ignore_errors=True)
 

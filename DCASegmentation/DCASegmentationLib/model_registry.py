@@ -9,13 +9,12 @@ copies it atomically; an existing model is never replaced.
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from dcaseg.atomic import atomic_folder, atomic_write
 from dcaseg.errors import PackageError
 from dcaseg.package_meta import ModelMeta, read_meta
 
@@ -84,18 +83,14 @@ class ModelRegistry:
         self.user_dir.mkdir(parents=True, exist_ok=True)
         key = self._free_key(_safe_name(meta.name), ".zip" if source.is_file() else "")
         target = self.user_dir / key
-        staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.user_dir))
-        try:
-            if source.is_file():
-                shutil.copy2(source, staging / key)
-                os.replace(staging / key, target)
-            else:
+        if source.is_file():
+            with atomic_write(target, binary=True) as stream, open(source, "rb") as package:
+                shutil.copyfileobj(package, stream)
+        else:
+            with atomic_folder(target) as staging:
                 for name in PACKAGE_FILES:
                     if (source / name).is_file():
-                        shutil.copy2(source / name, staging / name)
-                os.replace(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+                        shutil.copyfile(source / name, staging / name)
         return self._entry(target, False)
 
     def _free_key(self, stem: str, suffix: str) -> str:

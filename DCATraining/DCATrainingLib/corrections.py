@@ -6,10 +6,8 @@ of an annotation is ever lost; the case then joins the labeled cases of the run'
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ import slicer
 import vtk
 from dcaseg.data.dataset import scan_dataset
 from dcaseg.data.imageio import image_extension, read_header, strip_image_extension, write_image_atomic
+from dcaseg.atomic import atomic_write
 from dcaseg.errors import InputError
 
 from DCASegmentationLib.mrml_io import node_ids
@@ -175,12 +174,11 @@ def check_same_grid(image_path: Path, label_image) -> None:
 
 
 def keep_history(label_path: Path) -> Path:
-    """Copy ``label_path`` to ``<labels>/.history/<case>.<timestamp><ext>`` atomically; return the copy."""
+    """Copy ``label_path`` to ``<labels>/.history/<case>.<timestamp><ext>`` atomically; return the copy.
+
+    The temporary copy carries this process's id, so one left by a killed Slicer is removed by the
+    next write into the folder."""
     history = label_path.parent / HISTORY_FOLDER
-    try:
-        history.mkdir(exist_ok=True)
-    except OSError as error:
-        raise InputError(f"cannot keep a copy of {label_path} in {history}: {error.strerror or error}") from None
     extension = image_extension(label_path) or label_path.suffix
     stem = strip_image_extension(label_path)
     stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -189,12 +187,10 @@ def keep_history(label_path: Path) -> Path:
     while target.exists():
         target = history / f"{stem}.{stamp}-{counter}{extension}"
         counter += 1
-    handle, temp_name = tempfile.mkstemp(dir=history, prefix=f".{stem}.tmp-", suffix=extension)
-    os.close(handle)
     try:
-        shutil.copy2(label_path, temp_name)
-        os.replace(temp_name, target)
-    except OSError as error:
-        Path(temp_name).unlink(missing_ok=True)
-        raise InputError(f"cannot keep a copy of {label_path} in {history}: {error.strerror or error}") from None
+        with atomic_write(target, binary=True) as copy, open(label_path, "rb") as source:
+            shutil.copyfileobj(source, copy)
+    except (InputError, OSError) as error:
+        reason = error.strerror if isinstance(error, OSError) else str(error).rsplit(": ", 1)[-1]
+        raise InputError(f"cannot keep a copy of {label_path} in {history}: {reason}") from None
     return target
