@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import slicer
 import vtk
-from dcaseg.data.dataset import scan_dataset
+from dcaseg.data.dataset import case_files, geometry_mismatch, scan_dataset
 from dcaseg.data.imageio import image_extension, read_header, strip_image_extension, write_image_atomic
 from dcaseg.atomic import atomic_write
 from dcaseg.errors import InputError
@@ -27,7 +27,6 @@ from .split_file import mark_case_labeled
 from .volume_geometry import sitk_image_from_volume
 
 HISTORY_FOLDER = ".history"
-NNUNET_CHANNEL = "_0000"
 
 
 @dataclass(frozen=True)
@@ -121,13 +120,13 @@ def save_correction(segmentation_node, volume_node, dataset_root: str | Path, ca
     label_image = sitk_image_from_volume(volume_node, label_array)
     image_copied = existing is None
     if existing is None:
-        image_path, label_path = new_case_paths(Path(dataset_root), scan.layout, case_id)
+        image_path, label_path = case_files(Path(dataset_root), scan.layout, case_id)
         write_image_atomic(sitk_image_from_volume(volume_node), image_path)
     else:
         image_path = Path(existing.image)
         check_same_grid(image_path, label_image)
-        label_path = Path(existing.label) if existing.label else label_path_for(Path(dataset_root), scan.layout,
-                                                                                 case_id, image_path)
+        label_path = Path(existing.label) if existing.label else \
+            case_files(Path(dataset_root), scan.layout, case_id, image_extension(image_path))[1]
     previous = keep_history(label_path) if label_path.exists() else None
     write_image_atomic(label_image, label_path)
     split_role = mark_case_labeled(run_dir, case_id, role) if run_dir else None
@@ -147,30 +146,15 @@ def case_id_for_volume(volume_node, scan) -> str:
     return name
 
 
-def new_case_paths(root: Path, layout: str, case_id: str) -> tuple[Path, Path]:
-    """Image and label paths for a case that is not yet in the dataset."""
-    if layout == "nnunet":
-        return root / "imagesTr" / f"{case_id}{NNUNET_CHANNEL}.nii.gz", root / "labelsTr" / f"{case_id}.nii.gz"
-    return root / "images" / f"{case_id}.nii.gz", root / "labels" / f"{case_id}.nii.gz"
-
-
-def label_path_for(root: Path, layout: str, case_id: str, image_path: Path) -> Path:
-    """Label path for an existing unlabeled case: its image's format, in the layout's label folder."""
-    extension = image_extension(image_path) or ".nii.gz"
-    folder = root / ("labelsTr" if layout == "nnunet" else "labels")
-    return folder / f"{case_id}{extension}"
-
-
 def check_same_grid(image_path: Path, label_image) -> None:
     """Refuse a label whose voxel grid differs from the dataset image (e.g. a resampled volume)."""
     header = read_header(image_path)
-    same = (tuple(header.size) == label_image.GetSize()
-            and np.allclose(header.spacing, label_image.GetSpacing(), rtol=1e-4, atol=1e-4)
-            and np.allclose(header.origin, label_image.GetOrigin(), atol=1e-3)
-            and np.allclose(header.direction, label_image.GetDirection(), atol=1e-4))
-    if not same:
-        raise InputError(f"the volume in Slicer does not lie on the voxel grid of {image_path} "
-                         f"(size {label_image.GetSize()} vs {tuple(header.size)}); load that file and segment it")
+    mismatch = geometry_mismatch((header.size, header.spacing, header.origin, header.direction),
+                                 (label_image.GetSize(), label_image.GetSpacing(), label_image.GetOrigin(),
+                                  label_image.GetDirection()))
+    if mismatch:
+        raise InputError(f"the volume in Slicer does not lie on the voxel grid of {image_path} ({mismatch}); "
+                         "load that file and segment it")
 
 
 def keep_history(label_path: Path) -> Path:

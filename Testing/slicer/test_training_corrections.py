@@ -185,3 +185,28 @@ def test_a_history_folder_that_cannot_be_written_is_one_readable_error(mrml, tmp
     with pytest.raises(InputError, match="cannot keep a copy of"):
         save_correction(segmentation, volume, root, run_dir=run)
     assert (root / "labels" / "tsA.nii.gz").read_bytes() == before
+
+
+def test_nnunet_layout_paths_come_from_the_engine_and_another_grid_is_refused(mrml, tmp_path):
+    from DCATrainingLib.corrections import save_correction
+
+    root = tmp_path / "nnunet"
+    (root / "imagesTr").mkdir(parents=True)
+    shutil.copyfile(REALCT / f"{REAL_CASES['tsA']}_image.nii.gz", root / "imagesTr" / "tsA_0000.nii.gz")
+    labels = {"background": 0, **{name: value for value, name in real_class_names().items()}}
+    (root / "dataset.json").write_text(json.dumps({"labels": labels, "channel_names": {"0": "CT"},
+                                                   "file_ending": ".nii.gz"}))
+    volume, segmentation = load_case(mrml, root / "imagesTr" / "tsA_0000.nii.gz",
+                                     REALCT / f"{REAL_CASES['tsA']}_label.nii.gz")
+    saved = save_correction(segmentation, volume, root)
+    assert saved.label_path == root / "labelsTr" / "tsA.nii.gz" and not saved.image_copied
+    new = save_correction(segmentation, volume, root, case_id="copy")
+    assert new.image_path == root / "imagesTr" / "copy_0000.nii.gz"
+    assert new.label_path == root / "labelsTr" / "copy.nii.gz"
+
+    spacing = list(volume.GetSpacing())
+    volume.SetSpacing(spacing[0] * 2, spacing[1], spacing[2])   # as if resampled in Slicer
+    before = (root / "labelsTr" / "tsA.nii.gz").read_bytes()
+    with pytest.raises(InputError, match="does not lie on the voxel grid .*spacing"):
+        save_correction(segmentation, volume, root, case_id="tsA")
+    assert (root / "labelsTr" / "tsA.nii.gz").read_bytes() == before

@@ -188,6 +188,23 @@ def detect_layout(root: Path) -> str:
                      "or nnU-Net's imagesTr/, labelsTr/ and dataset.json)")
 
 
+def case_files(root: Path, layout: str, case_id: str, extension: str | None = None) -> tuple[Path, Path]:
+    """Where a case's image and label belong in a dataset folder of ``layout`` (image, label).
+
+    The extension defaults to the layout's: ``dataset.json``'s ``file_ending`` for nnU-Net, else ``.nii.gz``.
+    """
+    if layout == NNUNET:
+        ending = extension or _nnunet_ending(root)
+        return root / "imagesTr" / f"{case_id}_0000{ending}", root / "labelsTr" / f"{case_id}{ending}"
+    ending = extension or ".nii.gz"
+    return root / "images" / f"{case_id}{ending}", root / "labels" / f"{case_id}{ending}"
+
+
+def _nnunet_ending(root: Path) -> str:
+    data = load_json(root / "dataset.json") if (root / "dataset.json").is_file() else {}
+    return str(data.get("file_ending", ".nii.gz")) if isinstance(data, dict) else ".nii.gz"
+
+
 def _class_file(root: Path, layout: str) -> Path:
     return root / ("dataset.json" if layout == NNUNET else "labels.json")
 
@@ -199,8 +216,7 @@ def _classes_from_json(root: Path, layout: str) -> dict[int, str] | None:
 
 
 def _list_nnunet(root: Path, problems: list[Problem]) -> list[Case]:
-    data = load_json(root / "dataset.json") if (root / "dataset.json").is_file() else {}
-    ending = str(data.get("file_ending", ".nii.gz")) if isinstance(data, dict) else ".nii.gz"
+    ending = _nnunet_ending(root)
     cases: dict[str, Case] = {}
     for folder in ("imagesTr", "imagesTs"):
         for path in _files(root / folder):
@@ -296,7 +312,7 @@ def _inspect_label(case: Case, path: Path, geometry: tuple, classes: dict[int, s
     except InputError as error:
         problems.append(_problem(path, error, case.case_id))
         return None
-    mismatch = _geometry_mismatch(geometry, (label.GetSize(), label.GetSpacing(), label.GetOrigin(),
+    mismatch = geometry_mismatch(geometry, (label.GetSize(), label.GetSpacing(), label.GetOrigin(),
                                              label.GetDirection()))
     if mismatch:
         problems.append(Problem(path, f"label geometry differs from its image: {mismatch}", case.case_id))
@@ -317,8 +333,8 @@ def _inspect_label(case: Case, path: Path, geometry: tuple, classes: dict[int, s
     return [v for v in ints if v > 0]
 
 
-def _geometry_mismatch(image: tuple, label: tuple) -> str | None:
-    """Describe the first geometry difference between image and label, or None."""
+def geometry_mismatch(image: tuple, label: tuple) -> str | None:
+    """The first difference between two grids (size, spacing, origin, direction), described; None if the same."""
     names = ("size", "spacing", "origin", "direction")
     for name, a, b in zip(names, image, label):
         if name == "size":
