@@ -16,6 +16,8 @@ from .errors import PackageError
 MODEL_JSON = "model.json"
 WEIGHTS = "weights.safetensors"
 MEMBERS = (MODEL_JSON, WEIGHTS)
+PREVIEW = "preview.png"  # optional picture of what the model segments
+PACKAGE_FILES = (*MEMBERS, PREVIEW)
 READABLE_COMPRESSION = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate",
                         zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma"}
 _ENCRYPTED = 0x1  # general-purpose flag bit 0 of a zip entry

@@ -16,9 +16,8 @@ from pathlib import Path
 
 from dcaseg.atomic import atomic_folder, atomic_write
 from dcaseg.errors import PackageError
+from dcaseg.package_members import MODEL_JSON, PACKAGE_FILES
 from dcaseg.package_meta import ModelMeta, read_meta
-
-PACKAGE_FILES = ("model.json", "weights.safetensors", "preview.png")
 
 
 @dataclass
@@ -117,7 +116,7 @@ def _candidates(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     found = [p for p in folder.iterdir() if not p.name.startswith(".")
-             and ((p.is_dir() and (p / "model.json").is_file()) or (p.is_file() and p.suffix == ".zip"))]
+             and ((p.is_dir() and (p / MODEL_JSON).is_file()) or (p.is_file() and p.suffix == ".zip"))]
     return sorted(found, key=lambda p: p.name)
 
 

@@ -20,10 +20,10 @@ from dcaseg.data.dataset import case_files, geometry_mismatch, scan_dataset
 from dcaseg.data.imageio import image_extension, read_header, strip_image_extension, write_image_atomic
 from dcaseg.atomic import atomic_write
 from dcaseg.errors import InputError
+from dcaseg.training.split_file import mark_case_labeled
 
 from DCASegmentationLib.mrml_io import node_ids
 
-from .split_file import mark_case_labeled
 from .volume_geometry import sitk_image_from_volume
 
 HISTORY_FOLDER = ".history"
@@ -108,7 +108,7 @@ def save_correction(segmentation_node, volume_node, dataset_root: str | Path, ca
     """Write the segmentation as the label of ``case_id`` (default: the volume's case) in the dataset.
 
     The volume's image is copied into the dataset when the case is new. With ``run_dir`` the case
-    joins ``role`` in the run's ``split.json`` (see ``split_file.mark_case_labeled``).
+    joins ``role`` in the run's ``split.json`` (see ``dcaseg.training.split_file.mark_case_labeled``).
     """
     scan = scan_dataset(dataset_root, inspect=False)
     if not scan.classes:

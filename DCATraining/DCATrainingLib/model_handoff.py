@@ -5,6 +5,7 @@ from pathlib import Path
 
 from DCASegmentationLib.model_registry import ModelEntry, ModelRegistry
 from dcaseg.errors import PackageError
+from dcaseg.package_members import MODEL_JSON
 
 
 def use_model(registry: ModelRegistry, model_path: str | Path) -> ModelEntry:
@@ -13,6 +14,6 @@ def use_model(registry: ModelRegistry, model_path: str | Path) -> ModelEntry:
     The run folder keeps its own copy, so a later retrain never replaces a registered model.
     """
     model_path = Path(model_path)
-    if not (model_path / "model.json").is_file():
+    if not (model_path / MODEL_JSON).is_file():
         raise PackageError(f"{model_path}: no model package yet (training has not validated a model)")
     return registry.import_model(model_path)

@@ -13,11 +13,11 @@ from typing import Any
 
 from dcaseg.anatomy import organ_color
 from dcaseg.events import Event
+from dcaseg.training.run_folder import RunFolder
 
 from .event_file import EventFileReader
 from .plot_nodes import fill_table, new_chart, new_series, new_table
 
-EVENTS_FILE = "events.jsonl"
 LOSS_SERIES = (("supervised", "loss_sup", (0.12, 0.47, 0.71)),
                ("unsupervised", "loss_unsup", (1.0, 0.5, 0.05)),
                ("λ", "lambda", (0.4, 0.4, 0.4)))
@@ -31,7 +31,7 @@ class TrainingMonitor:
     def __init__(self, scene, run_dir: str | Path, name: str | None = None) -> None:
         self.scene = scene
         self.run_dir = Path(run_dir)
-        self.reader = EventFileReader(self.run_dir / EVENTS_FILE)
+        self.reader = EventFileReader(RunFolder(self.run_dir).events)
         label = name or f"DCA training {self.run_dir.name}"
         self.label = label
         self.metrics: list[dict[str, float]] = []
@@ -144,7 +144,7 @@ def _drop_from(rows: list[dict[str, Any]], iteration: float) -> None:
 def _configured_iterations(run_dir: Path) -> int:
     """Planned iterations from the run's ``config.json`` (``train.iterations``; 0 when not known yet)."""
     try:
-        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        config = json.loads(RunFolder(run_dir).config.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return 0
     train = config.get("train") if isinstance(config, dict) else None

@@ -14,14 +14,13 @@ from pathlib import Path
 from DCASegmentationLib.engine_process import (EngineProcess, ProcessResult, engine_environment, poll_until_done,
                                               python_for_engine)
 from dcaseg.errors import InputError
+from dcaseg.training.run_folder import RunFolder
+from dcaseg.training.split_file import read_split, write_split
 from dcaseg.training.stop_request import request_stop
 
-from .split_file import read_split, write_split
 from .training_monitor import TrainingMonitor
 
 PRESETS = ("cpu-demo", "paper", "tiny")
-MODEL_FOLDER = "model"
-CHECKPOINT = Path("checkpoints") / "last.pt"
 STOP_GRACE_S = 120.0
 
 
@@ -110,7 +109,7 @@ class TrainingProcess:
 
     def start(self) -> None:
         """Launch the trainer in the background."""
-        if self.resume and not (self.request.run / CHECKPOINT).is_file():
+        if self.resume and not RunFolder(self.request.run).checkpoint.is_file():
             raise InputError(f"{self.request.run}: no checkpoint to resume from")
         self.request.run.mkdir(parents=True, exist_ok=True)
         self.engine.start()
@@ -170,7 +169,7 @@ class TrainingProcess:
         """The best model package the run exported (``RUN/model``), once it exists."""
         outputs = self.result.outputs if self.result else {}
         path = Path(outputs["model"]) if outputs.get("model") not in (None, "", "None") else \
-            self.request.run / MODEL_FOLDER
+            RunFolder(self.request.run).model
         return path if (path / "model.json").is_file() else None
 
     def _finished(self, result: ProcessResult) -> None:

@@ -119,7 +119,7 @@ def test_use_this_model_registers_it_with_dcasegmentation(stopped_then_resumed, 
 
 
 def test_retrain_fine_tunes_into_a_new_run_with_the_same_validation(stopped_then_resumed, mrml, tmp_path):
-    from DCATrainingLib.split_file import mark_case_labeled, read_split
+    from dcaseg.training.split_file import mark_case_labeled, read_split
     from DCATrainingLib.training_process import TrainingProcess, prepare_retrain
 
     _, request, _, second, _ = stopped_then_resumed

@@ -14,7 +14,6 @@ from ..anatomy import organ_color, organ_snomed
 from ..data.cache import PreprocessSettings, median_spacing
 from ..data.dataset import Case, require_trainable, scan_dataset
 from ..data.preprocess import default_intensity
-from ..errors import InputError
 from ..events import Reporter
 from ..grouping import count_voxels, log_gap_grouping
 from ..grouping import GROUP_NAMES
@@ -23,6 +22,7 @@ from ..package import ClassInfo, ModelPackage, Preprocessing, expert_classes_fro
 from .config import TrainConfig
 from ..atomic import write_json_atomic
 from .run_folder import RunFolder, read_json, resolve_split
+from .split_file import read_split_file
 
 
 @dataclass
@@ -91,10 +91,7 @@ def make_plan(data: Path, run: RunFolder, config: TrainConfig, *, init_from: Pat
 def _previous_split(run: RunFolder, data: Path) -> dict | None:
     for path in (run.split, Path(data) / "split.json"):
         if path.is_file():
-            split = read_json(path)
-            if not isinstance(split, dict):
-                raise InputError(f"{path}: must hold a JSON object with labeled/unlabeled/validation lists")
-            return split
+            return read_split_file(path)
     return None
 
 
