@@ -22,6 +22,14 @@ import SimpleITK as sitk
 from .errors import InputError
 
 GROUP_NAMES = ("head", "medium", "tail")
+# One colour per group in every picture (report, groups --plot, ablation chart, Slicer's grouping
+# chart); each is dominated by the channel its expert takes in the attention RGB blend.
+GROUP_COLORS = {"head": (214, 39, 40), "medium": (44, 160, 44), "tail": (31, 119, 180)}
+
+
+def group_color_hex(group: str) -> str:
+    """``#rrggbb`` of a group's colour, for matplotlib."""
+    return "#{:02x}{:02x}{:02x}".format(*GROUP_COLORS[group])
 RULES = ("top2", "sequential", "uniform", "threshold")
 # The fixed-threshold baseline of the ablation: head ≥ 10 % of the foreground, tail < 1 %.
 HEAD_SHARE, TAIL_SHARE = 0.10, 0.01

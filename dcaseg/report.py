@@ -14,10 +14,9 @@ import SimpleITK as sitk  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from .grouping import GROUP_NAMES# noqa: E402
+from .grouping import GROUP_NAMES, group_color_hex  # noqa: E402
 from .package import ModelMeta  # noqa: E402
 
-GROUP_COLORS = {"head": "#d62728", "medium": "#2ca02c", "tail": "#1f77b4"}
 
 
 def dice_table(columns: Mapping[str, Mapping[str, Any]], groups_by_organ: Mapping[str, str]) -> str:
@@ -49,12 +48,12 @@ def grouping_chart(meta: ModelMeta, shares: Mapping[int, float], path: Path) -> 
     order = sorted(shares, key=lambda v: -shares[v])
     fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
     ax.bar(range(len(order)), [shares[v] * 100 for v in order],
-           color=[GROUP_COLORS[group_of[v]] for v in order])
+           color=[group_color_hex(group_of[v]) for v in order])
     ax.set_yscale("log")
     ax.set_xticks(range(len(order)), [names[v] for v in order], rotation=60, ha="right", fontsize=8)
     ax.set_ylabel("share of labeled foreground (%)")
     ax.set_title("Divide: log-gap grouping of the labeled voxels")
-    ax.legend(handles=[Patch(color=color, label=group) for group, color in GROUP_COLORS.items()])
+    ax.legend(handles=[Patch(color=group_color_hex(group), label=group) for group in GROUP_NAMES])
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import slicer
 from dcaseg.errors import InputError
-from dcaseg.grouping import Grouping, group_label_files
+from dcaseg.grouping import GROUP_COLORS, Grouping, group_label_files
 from dcaseg.grouping import GROUP_NAMES
 
 from .plot_nodes import fill_table, new_chart, new_series, new_table
 
-GROUP_COLORS = {"head": (0.84, 0.15, 0.16), "medium": (1.0, 0.5, 0.05), "tail": (0.12, 0.47, 0.71)}
 
 
 @dataclass
@@ -47,7 +46,7 @@ def show_grouping(scene, grouping: Grouping, classes: Mapping[int, str], name: s
                            "organ": [classes.get(v, str(v)) for v in values]})
         tables[group] = table
         series_nodes.append(new_series(scene, f"{name} {group} ({len(values)})", table, "rank", "share",
-                                       GROUP_COLORS[group], slicer.vtkMRMLPlotSeriesNode.PlotTypeScatterBar,
+                                       tuple(c / 255.0 for c in GROUP_COLORS[group]), slicer.vtkMRMLPlotSeriesNode.PlotTypeScatterBar,
                                        label_column="organ"))
     chart = new_chart(scene, name, "Class shares of labeled foreground (log-gap groups)",
                       "class rank", "share of foreground voxels", series_nodes, log_y=True)

@@ -47,7 +47,9 @@ def test_table_lists_cases_label_status_organs_and_a_broken_case(mrml, tmp_path)
 
 def test_grouping_chart_shows_sorted_shares_on_a_log_axis_coloured_by_group(mrml, tmp_path):
     from DCATrainingLib.dataset_table import scan_folder
-    from DCATrainingLib.grouping_chart import GROUP_COLORS, grouping_of_labels, show_grouping
+    from DCATrainingLib.grouping_chart import grouping_of_labels, show_grouping
+
+    from dcaseg.grouping import GROUP_COLORS
     from DCATrainingLib.plot_nodes import column_values, series_of
 
     root = mixed_dataset(tmp_path / "data")
@@ -63,7 +65,7 @@ def test_grouping_chart_shows_sorted_shares_on_a_log_axis_coloured_by_group(mrml
     assert [s.GetPlotType() for s in series] == [slicer.vtkMRMLPlotSeriesNode.PlotTypeScatterBar] * 3
     ranks, shares, organs = [], [], []
     for group, node in zip(("head", "medium", "tail"), series):
-        assert node.GetColor() == pytest.approx(GROUP_COLORS[group])
+        assert node.GetColor() == pytest.approx([c / 255 for c in GROUP_COLORS[group]])
         table = node.GetTableNode()
         values = [int(v) for v in column_values(table, "rank")]
         assert [scan.classes[grouping.order[r - 1]] for r in values] == column_values(table, "organ")
@@ -76,3 +78,13 @@ def test_grouping_chart_shows_sorted_shares_on_a_log_axis_coloured_by_group(mrml
         [grouping.shares[v] for v in grouping.order])
     assert organs[0] == "liver"
     assert "ERROR" not in mrml.vtk_log.GetOutput()
+
+
+def test_each_groups_colour_leads_in_its_channel_of_the_attention_blend():
+    from DCASegmentationLib.attention import BLEND_CHANNEL
+
+    from dcaseg.grouping import GROUP_COLORS, group_color_hex
+
+    for group, rgb in GROUP_COLORS.items():
+        assert max(range(3), key=lambda channel: rgb[channel]) == BLEND_CHANNEL[group]
+        assert group_color_hex(group) == "#" + "".join(f"{c:02x}" for c in rgb)

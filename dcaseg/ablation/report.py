@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_write
-from ..grouping import GROUP_NAMES
+from ..grouping import GROUP_NAMES, group_color_hex
 from ..metrics import MISSING_IN_PREDICTION
 from .variants import ROWS, VARIANTS
 
@@ -154,7 +154,7 @@ def figure(report: Mapping[str, Any], path: Path) -> Path:
 
     rows = report["rows"]
     metrics = ("mean_dice", *GROUP_NAMES)
-    colors = ("#444444", "#1f77b4", "#2ca02c", "#d62728")
+    colors = ("#444444", *(group_color_hex(g) for g in GROUP_NAMES))
     fig, ax = plt.subplots(figsize=(max(8.0, 1.0 * len(rows) + 2), 4.8))
     width = 0.8 / len(metrics)
     x = np.arange(len(rows))

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from ..data.class_names import read_class_names
 from ..errors import InputError
-from ..grouping import RULES, Grouping, group_label_files
-from ..grouping import GROUP_NAMES
+from ..grouping import GROUP_NAMES, RULES, Grouping, group_color_hex, group_label_files
 
 HELP = "group the classes of label files into head / medium / tail by log-gap analysis"
 LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
@@ -70,11 +69,10 @@ def plot_grouping(grouping: Grouping, name, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"head": "#d62728", "medium": "#1f77b4", "tail": "#2ca02c"}
     fig, ax = plt.subplots(figsize=(8, 4))
     values = grouping.order
     ax.bar(range(len(values)), [100 * grouping.shares[v] for v in values],
-           color=[colors[grouping.group_of(v)] for v in values])
+           color=[group_color_hex(grouping.group_of(v)) for v in values])
     for cut in grouping.cuts:
         ax.axvline(cut + 0.5, color="black", linestyle="--", linewidth=1)
     ax.set_yscale("log")
