@@ -35,7 +35,7 @@ def test_two_cpu_processes_step_in_lockstep_and_only_rank0_writes(tmp_path: Path
     assert config["world_size"] == 2 and config["train"]["fusion"] == "mean"  # the workers got every option
     assert config["train"]["lambda_max"] == 2.5
     assert sorted(p.name for p in run.iterdir()) == ["cache", "checkpoints", "config.json", "events.jsonl",
-                                                      "grouping.json", "model", "split.json"]
+                                                      "grouping.json", "model", "run.lock", "split.json"]
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["last.pt"]
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert state["iteration"] == 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from ..errors import InputError
@@ -12,7 +13,9 @@ from ..inference.devices import DEVICE_CHOICES, resolve_device
 from ..labelsplit import FUSION_RULES
 from ..training.config import PRESETS, preset
 from ..training.distributed import launch
-from ..training.trainer import Trainer, TrainRequest
+from ..training.run_folder import check_outside_dataset
+from ..training.run_lock import run_lock
+from ..training.trainer import Trainer, TrainRequest, TrainResult
 
 HELP = "train a DCA model on a dataset folder (labeled + unlabeled cases) into a run folder"
 
@@ -55,25 +58,39 @@ def run(args: argparse.Namespace) -> int:
     if args.unlabeled_weight is not None and not args.unlabeled_weight >= 0:
         raise InputError(f"--unlabeled-weight must be 0 or more, got {args.unlabeled_weight}")
     resolve_device(args.device)  # an unknown or absent device is refused before any work or worker starts
-    if args.gpus > 1 and "WORLD_SIZE" not in os.environ:
-        return launch(_worker_argv(args), args.gpus)
     if not args.resume and args.data is None:
         raise InputError("give the dataset folder DATA (only --resume can do without it)")
-    overrides = {"iterations": args.iterations, "seed": args.seed, "val_every": args.val_every,
-                 "checkpoint_every": args.checkpoint_every, "validation_cases": args.validation_cases,
-                 "fusion": args.fusion, "lambda_max": args.unlabeled_weight}
-    request = TrainRequest(run=Path(run_dir), config=None if args.resume else preset(args.preset),
-                           overrides=overrides, data=args.data, device=args.device, resume=bool(args.resume),
-                           init_from=args.init_from, regroup=args.regroup, cache_dir=args.cache_dir)
-    reporter = reporter_for(args.progress)
-    if "WORLD_SIZE" in os.environ and os.environ.get("RANK", "0") != "0":
-        reporter = reporter_for("none")
-    result = Trainer(request, reporter).train()
+    if args.data is not None:
+        check_outside_dataset(Path(run_dir), args.data)  # before the lock makes the folder
+    with _run_lock(Path(run_dir), bool(args.resume)):
+        if args.gpus > 1 and "WORLD_SIZE" not in os.environ:
+            return launch(_worker_argv(args), args.gpus)
+        result = _train(args, Path(run_dir))
     if args.progress == "bar":
         where = f"model in {result.model}" if result.model else "no model exported yet"
         state = "stopped" if result.stopped else "finished"
         print(f"training {state} at iteration {result.iteration}; {where}", file=sys.stderr)
     return 130 if result.interrupted else 0
+
+
+def _run_lock(run_dir: Path, resume: bool) -> AbstractContextManager:
+    """The run folder's lock for this process; torchrun ranks above 0 take none (rank 0 or the launcher holds it)."""
+    if os.environ.get("RANK", "0") != "0":
+        return nullcontext()
+    return run_lock(run_dir, create=not resume)
+
+
+def _train(args: argparse.Namespace, run_dir: Path) -> TrainResult:
+    overrides = {"iterations": args.iterations, "seed": args.seed, "val_every": args.val_every,
+                 "checkpoint_every": args.checkpoint_every, "validation_cases": args.validation_cases,
+                 "fusion": args.fusion, "lambda_max": args.unlabeled_weight}
+    request = TrainRequest(run=run_dir, config=None if args.resume else preset(args.preset),
+                           overrides=overrides, data=args.data, device=args.device, resume=bool(args.resume),
+                           init_from=args.init_from, regroup=args.regroup, cache_dir=args.cache_dir)
+    reporter = reporter_for(args.progress)
+    if "WORLD_SIZE" in os.environ and os.environ.get("RANK", "0") != "0":
+        reporter = reporter_for("none")
+    return Trainer(request, reporter).train()
 
 
 def _worker_argv(args: argparse.Namespace) -> list[str]:

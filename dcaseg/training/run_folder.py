@@ -1,4 +1,4 @@
-"""The run folder: config.json, split.json, grouping.json, events.jsonl, checkpoints/, model/, cache/.
+"""The run folder: config.json, split.json, grouping.json, events.jsonl, run.lock, checkpoints/, model/, cache/.
 
 ``split.json`` is made once and then only grows: cases that gain a label later (a correction
 saved from Slicer) join ``labeled``; ``validation`` never changes. Only rank 0 writes here.
@@ -62,6 +62,13 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(f"{path}: not readable JSON ({error.__class__.__name__}: {error})") from None
+
+
+def check_outside_dataset(run: Path, data: Path) -> None:
+    """Refuse a run folder inside the dataset folder: training never writes there."""
+    if Path(run).resolve().is_relative_to(Path(data).resolve()):
+        raise InputError(f"{run}: the run folder must not be inside the dataset folder {data} "
+                         "(training never writes there)")
 
 
 def resolve_split(labeled: list[str], unlabeled: list[str], previous: dict | None,

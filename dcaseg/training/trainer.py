@@ -37,7 +37,8 @@ from .distributed import any_rank, barrier, gather_floats, init_distributed, shu
 from .losses import dice_ce_loss, ramp_weight, supervised_loss, unsupervised_loss
 from .plan import TrainingPlan, make_plan
 from ..atomic import write_json_atomic
-from .run_folder import RunFolder, read_json, tensorboard_sink
+from .run_config import read_run_config
+from .run_folder import RunFolder, check_outside_dataset, tensorboard_sink
 from .stop_request import StopRequest
 from .validation import Validator
 
@@ -124,9 +125,7 @@ class Trainer:
         self.config = base.with_overrides(**request.overrides)
         if request.data is None:
             raise InputError("no dataset folder given")
-        if self.run_folder.path.resolve().is_relative_to(Path(request.data).resolve()):
-            raise InputError(f"{self.run_folder.path}: the run folder must not be inside the dataset folder "
-                             f"{request.data} (training never writes there)")
+        check_outside_dataset(self.run_folder.path, Path(request.data))
         device = resolve_device(request.device)
         self.ctx = init_distributed(use_cuda=device.type == "cuda")
         # under torchrun each rank takes its local GPU
@@ -138,11 +137,11 @@ class Trainer:
     def _resumed_config(self) -> TrainConfig:
         if not self.run_folder.config.is_file():
             raise InputError(f"{self.run_folder.path}: not a training run (no config.json) to resume")
-        stored = read_json(self.run_folder.config)
-        self.request.data = self.request.data or Path(stored["data"])
-        self.request.init_from = Path(stored["init_from"]) if stored.get("init_from") else None
-        self._stored_spacing = tuple(stored["target_spacing"])
-        return TrainConfig.from_dict(stored["train"])
+        stored = read_run_config(self.run_folder.config)
+        self.request.data = self.request.data or stored.data
+        self.request.init_from = stored.init_from
+        self._stored_spacing = stored.target_spacing
+        return stored.train
 
     def _reporter(self, reporter: Reporter | None) -> Reporter:
         if not self.ctx.is_main:
