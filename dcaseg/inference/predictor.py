@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..data.imageio import read_image
 from ..errors import InputError
-from ..events import Reporter
+from ..events import Reporter, python_warnings_sink
 from ..grouping import GROUP_NAMES
 from ..nets import DCANet
 from ..package import ModelMeta, ModelPackage, load_package
@@ -105,7 +105,7 @@ class Predictor:
         self.windows_per_batch = windows_per_batch or default_windows_per_batch(
             device, int(np.prod(meta.preprocessing.patch_size)))
         self.precision = precision
-        self.reporter = reporter or Reporter()
+        self.reporter = reporter or Reporter(python_warnings_sink)  # warnings are never dropped
         ct_body = meta.preprocessing.body_crop and meta.preprocessing.intensity.get("mode") == "ct-window"
         self.body_crop = ct_body if body_crop is None else body_crop
         # No organ outside the patient: a model trained on few cases can call the air beside the body
