@@ -1,6 +1,7 @@
 """One device resolver: every command and the trainer read ``--device`` the same way."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -60,3 +61,17 @@ def test_an_absent_device_is_refused_with_one_message_by_train_segment_rank_and_
 
     with pytest.raises(InputError, match=f"^{re.escape(message)}$"):
         Trainer(TrainRequest(run=tmp_path / "run", config=preset("tiny"), data=data, device=device))
+
+
+def test_without_a_preset_train_takes_the_devices_and_says_which(tmp_path) -> None:
+    from dcaseg.training.config import preset_for_device
+
+    assert preset_for_device("cuda") == "paper"
+    assert preset_for_device("cpu") == preset_for_device("mps") == "cpu-demo"
+    data = small_phantom(tmp_path / "data")
+    done = dcaseg("train", str(data), "--run", str(tmp_path / "run"), "--device", "cpu", "--iterations", "1",
+                  "--val-every", "1", "--progress", "none")
+    assert done.returncode == 0, done.stderr
+    assert "preset cpu-demo (chosen for cpu; --preset picks another)" in done.stderr
+    config = json.loads((tmp_path / "run" / "config.json").read_text(encoding="utf-8"))
+    assert config["train"]["preset"] == "cpu-demo"

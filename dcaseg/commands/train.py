@@ -11,7 +11,7 @@ from ..errors import InputError
 from ..events import reporter_for
 from ..inference.devices import DEVICE_CHOICES, resolve_device
 from ..labelsplit import FUSION_RULES
-from ..training.config import PRESETS, preset
+from ..training.config import PRESETS, preset, preset_for_device
 from ..training.distributed import launch
 from ..training.run_folder import check_outside_dataset
 from ..training.run_lock import run_lock
@@ -27,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN",
                         help="continue the run in --run (or RUN) at its last checkpoint: same iteration, "
                              "lr, λ and random state")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu-demo",
-                        help="training preset (default cpu-demo; paper = the paper's GPU setting)")
+    parser.add_argument("--preset", choices=sorted(PRESETS),
+                        help="training preset (default: paper on a CUDA GPU, the paper's setting; cpu-demo elsewhere)")
     parser.add_argument("--iterations", type=int, help="total iterations (overrides the preset)")
     parser.add_argument("--device", default="auto", help=f"{DEVICE_CHOICES} (default auto: CUDA, then MPS, then CPU)")
     parser.add_argument("--seed", type=int, help="random seed (split, sampling, initial weights)")
@@ -57,7 +57,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("say where the run lives: --run RUN (or --resume RUN)")
     if args.unlabeled_weight is not None and not args.unlabeled_weight >= 0:
         raise InputError(f"--unlabeled-weight must be 0 or more, got {args.unlabeled_weight}")
-    resolve_device(args.device)  # an unknown or absent device is refused before any work or worker starts
+    device = resolve_device(args.device)  # an unknown or absent device is refused before any work or worker starts
+    if not args.resume and args.preset is None:
+        args.preset = preset_for_device(device.type)
+        print(f"preset {args.preset} (chosen for {device}; --preset picks another)", file=sys.stderr)
     if not args.resume and args.data is None:
         raise InputError("give the dataset folder DATA (only --resume can do without it)")
     if args.data is not None:

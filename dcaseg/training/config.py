@@ -159,3 +159,8 @@ def preset(name: str) -> TrainConfig:
     if name not in PRESETS:
         raise InputError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
     return PRESETS[name]
+
+
+def preset_for_device(device_type: str) -> str:
+    """The preset a run gets when none is named: ``paper`` on a CUDA GPU, ``cpu-demo`` elsewhere."""
+    return "paper" if device_type == "cuda" else "cpu-demo"

@@ -32,7 +32,7 @@ from ..nets import DCANet, DCAOutput
 from ..package import ModelMeta, save_package
 from .batchnorm import recalibrate_batch_norm
 from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
-from .config import TrainConfig, preset
+from .config import TrainConfig, preset, preset_for_device
 from .distributed import any_rank, barrier, gather_floats, init_distributed, shutdown, wrap
 from .losses import dice_ce_loss, ramp_weight, supervised_loss, unsupervised_loss
 from .plan import TrainingPlan, make_plan
@@ -49,7 +49,8 @@ BN_CROP_PATCHES = 2   # each centre-cropped to at most this many patch sizes per
 
 @dataclass
 class TrainRequest:
-    """What ``dcaseg train`` asks for. ``config`` starts a new run (default: the ``paper`` preset);
+    """What ``dcaseg train`` asks for. ``config`` starts a new run (default: the device's preset,
+    ``preset_for_device``);
     on ``resume`` the run's stored config is used. ``overrides`` (non-None values) apply to either."""
 
     run: Path
@@ -121,12 +122,13 @@ class Trainer:
         self.request = request
         self.run_folder = RunFolder(Path(request.run))
         self._stored_spacing: tuple[float, ...] | None = None
-        base = self._resumed_config() if request.resume else (request.config or preset("paper"))
+        device = resolve_device(request.device)
+        base = self._resumed_config() if request.resume else \
+            (request.config or preset(preset_for_device(device.type)))
         self.config = base.with_overrides(**request.overrides)
         if request.data is None:
             raise InputError("no dataset folder given")
         check_outside_dataset(self.run_folder.path, Path(request.data))
-        device = resolve_device(request.device)
         self.ctx = init_distributed(use_cuda=device.type == "cuda")
         # under torchrun each rank takes its local GPU
         self.device = torch.device("cuda", self.ctx.local_rank) if device.type == "cuda" and self.ctx.enabled else device
