@@ -21,11 +21,13 @@ from .imageio import write_image_atomic
 from .phantom_anatomy import CLASS_NAMES, ORGANS, REFERENCE_CENTER_Z, REFERENCE_FIELD, body_radius, label_map
 from .phantom_ct import render_ct
 from .phantom_shapes import Grid, Placement
+from .phantom_varied import varied_case
 
 DEFAULT_SIZE = (96, 96, 50)
 DEFAULT_SPACING = (3.0, 3.0, 4.0)
 MIN_SIZE = 32
 DEFORMATION_MM = 6.0
+FAMILIES = ("standard", "varied")  # "varied": patients that differ like a real cohort (docs/phantom.md)
 
 
 def case_id(index: int, cases: int) -> str:
@@ -56,14 +58,17 @@ def phantom_case(seed: int, index: int, size: tuple[int, int, int] = DEFAULT_SIZ
 
 def make_phantom(out: str | Path, cases: int, labeled: int, seed: int,
                  size: tuple[int, int, int] = DEFAULT_SIZE,
-                 spacing: tuple[float, float, float] = DEFAULT_SPACING) -> list[str]:
-    """Write ``cases`` phantom CTs to ``out/images``, the labels of the first ``labeled`` to
-    ``out/labels`` and ``out/labels.json``; return the case ids. ``out`` must be empty or new."""
+                 spacing: tuple[float, float, float] = DEFAULT_SPACING, family: str = "standard") -> list[str]:
+    """Write ``cases`` phantom CTs of ``family`` to ``out/images``, the labels of the first ``labeled``
+    to ``out/labels`` and ``out/labels.json``; return the case ids. ``out`` must be empty or new."""
     out = Path(out)
+    if family not in FAMILIES:
+        raise InputError(f"--family must be one of {list(FAMILIES)}, got {family!r}")
     _validate(out, cases, labeled, seed, size, spacing)
+    make_case = varied_case if family == "varied" else phantom_case
     ids = [case_id(i, cases) for i in range(cases)]
     for index, name in enumerate(ids):
-        image, labels = phantom_case(seed, index, size, spacing)
+        image, labels = make_case(seed, index, size, spacing)
         write_image_atomic(image, out / "images" / f"{name}.nii.gz")
         if index < labeled:
             write_image_atomic(labels, out / "labels" / f"{name}.nii.gz")
