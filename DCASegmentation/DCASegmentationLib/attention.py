@@ -2,12 +2,13 @@
 
 The engine writes one float map per expert (DFAM weights of the finest stage, 0..1, same
 geometry as the input). Here they become scalar volumes with one of Slicer's perceptual colour maps
-(Inferno, Viridis, Cividis) and a fixed window 0..1, grouped in a subject-hierarchy folder next to the segmentation, and shown as the
-slice views' foreground: one expert alone with its colour map, or several at once as one RGB
-blend (head red, medium green, tail blue).
+(Inferno, Viridis, Cividis) and a fixed window 0..1, grouped in a subject-hierarchy folder next to
+the segmentation, and shown as the slice views' foreground: one expert alone with its colour map,
+or several at once as one RGB blend (head red, medium green, tail blue).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,10 +29,10 @@ EXPERT_COLORMAPS = {"head": "Inferno", "medium": "Viridis", "tail": "Cividis"}
 class AttentionOverlays:
     """The overlay volumes of one segmentation run and their subject-hierarchy folder item."""
 
-    volumes: dict[str, object]
+    volumes: dict[str, slicer.vtkMRMLScalarVolumeNode]
     folder_item: int
     base_name: str
-    blend: object | None = field(default=None)
+    blend: slicer.vtkMRMLVectorVolumeNode | None = field(default=None)
 
 
 def color_node_id(expert: str) -> str:
@@ -39,7 +40,7 @@ def color_node_id(expert: str) -> str:
     return f"vtkMRMLColorTableNodeFile{EXPERT_COLORMAPS[expert]}.txt"
 
 
-def load_overlays(paths: dict[str, str | Path], input_volume, segmentation_node) -> AttentionOverlays:
+def load_overlays(paths: Mapping[str, str | Path], input_volume, segmentation_node) -> AttentionOverlays:
     """Add the three attention maps as volumes next to ``segmentation_node`` (all three or none)."""
     scene = input_volume.GetScene()
     missing = [g for g in GROUP_NAMES if g not in paths]
@@ -66,7 +67,7 @@ def load_overlays(paths: dict[str, str | Path], input_volume, segmentation_node)
 
 
 def show_overlays(overlays: AttentionOverlays | None, experts: tuple[str, ...] | list[str], opacity: float,
-                  background=None, scene=None) -> object | None:
+                  background=None, scene=None) -> slicer.vtkMRMLVolumeNode | None:
     """Make the slice views show the chosen experts' attention as foreground; return the shown node.
 
     No expert (or no overlays) clears the foreground; one expert shows its own volume; two or
@@ -75,8 +76,9 @@ def show_overlays(overlays: AttentionOverlays | None, experts: tuple[str, ...] |
     scene = scene or (next(iter(overlays.volumes.values())).GetScene() if overlays else None)
     if scene is None:
         return None
-    chosen = [g for g in GROUP_NAMES if g in experts] if overlays else []
-    if not chosen:
+    chosen = [g for g in GROUP_NAMES if g in experts] if overlays is not None else []
+    shown: slicer.vtkMRMLVolumeNode | None
+    if overlays is None or not chosen:
         shown = None
     elif len(chosen) == 1:
         shown = overlays.volumes[chosen[0]]
@@ -90,7 +92,7 @@ def show_overlays(overlays: AttentionOverlays | None, experts: tuple[str, ...] |
     return shown
 
 
-def _update_blend(overlays: AttentionOverlays, experts: list[str]):
+def _update_blend(overlays: AttentionOverlays, experts: list[str]) -> slicer.vtkMRMLVectorVolumeNode:
     """An RGB (uint8) volume whose channels are the chosen experts' maps; created on first use and
     recomputed only when the choice of experts changes."""
     chosen = ",".join(experts)
@@ -103,7 +105,8 @@ def _update_blend(overlays: AttentionOverlays, experts: list[str]):
     for expert in experts:
         rgb[..., BLEND_CHANNEL[expert]] = np.clip(maps[expert] * 255.0 + 0.5, 0, 255).astype(np.uint8)
     scene = reference.GetScene()
-    if overlays.blend is None or overlays.blend.GetScene() is None:
+    blend = overlays.blend
+    if blend is None or blend.GetScene() is None:
         blend = scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode", f"{overlays.base_name} attention blend")
         blend.CreateDefaultDisplayNodes()
         copy_parent_transform(blend, reference)
@@ -112,10 +115,10 @@ def _update_blend(overlays: AttentionOverlays, experts: list[str]):
         overlays.blend = blend
     matrix = vtk.vtkMatrix4x4()
     reference.GetIJKToRASMatrix(matrix)
-    overlays.blend.SetIJKToRASMatrix(matrix)
-    slicer.util.updateVolumeFromArray(overlays.blend, rgb)
-    overlays.blend.SetAttribute("DCA.experts", chosen)
-    return overlays.blend
+    blend.SetIJKToRASMatrix(matrix)
+    slicer.util.updateVolumeFromArray(blend, rgb)
+    blend.SetAttribute("DCA.experts", chosen)
+    return blend
 
 
 def _composite_nodes(scene) -> list:

@@ -100,7 +100,7 @@ class EngineProcess:
 
     def cancel(self) -> None:
         """Kill the process and every process it started; the result becomes ``cancelled``."""
-        if not self.running:
+        if self._process is None or not self.running:
             return
         self._cancelled = True
         kill_process_tree(self._process)

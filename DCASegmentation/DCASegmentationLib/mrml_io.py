@@ -45,13 +45,12 @@ class UndoOnError:
         self.before = node_ids(self.scene)
         return self
 
-    def __exit__(self, kind, error, traceback) -> bool:
+    def __exit__(self, kind, error, traceback) -> None:
         if kind is not None:
             for node_id in node_ids(self.scene) - self.before:
                 node = self.scene.GetNodeByID(node_id)
                 if node is not None:
                     self.scene.RemoveNode(node)
-        return False
 
 
 def remove_node(node) -> None:

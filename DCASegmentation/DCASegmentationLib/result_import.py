@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import slicer
+
 from dcaseg.terminology import terminology_entry
 
 from .mrml_io import ResultError, copy_parent_transform, place_next_to, read_volume, remove_node

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import slicer
+
 from dcaseg.grouping import GROUP_NAMES
 
 from .attention import AttentionOverlays, load_overlays
@@ -25,12 +27,12 @@ from .result_import import import_label_map
 class SegmentRequest:
     """What to segment, with which model and how; ``classes`` are the model's ``ClassInfo`` list."""
 
-    input_volume: object
+    input_volume: slicer.vtkMRMLScalarVolumeNode
     model_path: Path
     classes: Sequence
     device: str = "auto"
     overlap: float = 0.5
-    output_segmentation: object | None = None
+    output_segmentation: slicer.vtkMRMLSegmentationNode | None = None
     attention: bool = True
     show_3d: bool = False
 
@@ -40,7 +42,7 @@ class SegmentOutcome:
     """The end of a run: ``status`` is ``done``, ``failed`` or ``cancelled``."""
 
     status: str
-    segmentation: object | None = None
+    segmentation: slicer.vtkMRMLSegmentationNode | None = None
     overlays: AttentionOverlays | None = None
     error: str = ""
     warnings: list[str] = field(default_factory=list)
@@ -49,7 +51,7 @@ class SegmentOutcome:
 class SegmentRun:
     """Start with ``start()``; drive with ``poll()`` from a timer (or ``wait()``); ``cancel()`` any time."""
 
-    def __init__(self, request: SegmentRequest, on_progress: Callable[[float, str], None] | None = None,
+    def __init__(self, request: SegmentRequest, on_progress: Callable[[float | None, str], None] | None = None,
                  on_log: Callable[[str], None] | None = None,
                  on_finish: Callable[[SegmentOutcome], None] | None = None, python: str | None = None) -> None:
         self.request = request
