@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import slicer
 import vtk
+
+from dcaseg.atomic import atomic_write
 from dcaseg.data.dataset import case_files, geometry_mismatch, scan_dataset
 from dcaseg.data.imageio import image_extension, read_header, strip_image_extension, write_image_atomic
-from dcaseg.atomic import atomic_write
 from dcaseg.errors import InputError
 from dcaseg.training.split_file import mark_case_labeled
-
 from DCASegmentationLib.mrml_io import node_ids
 
 from .volume_geometry import sitk_image_from_volume

@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import slicer
+
 from dcaseg.errors import InputError
-from dcaseg.grouping import GROUP_COLORS, Grouping, group_label_files
-from dcaseg.grouping import GROUP_NAMES
+from dcaseg.grouping import GROUP_COLORS, GROUP_NAMES, Grouping, group_label_files
 
 from .plot_nodes import fill_table, new_chart, new_series, new_table
-
 
 
 @dataclass
@@ -46,8 +45,8 @@ def show_grouping(scene, grouping: Grouping, classes: Mapping[int, str], name: s
                            "organ": [classes.get(v, str(v)) for v in values]})
         tables[group] = table
         series_nodes.append(new_series(scene, f"{name} {group} ({len(values)})", table, "rank", "share",
-                                       tuple(c / 255.0 for c in GROUP_COLORS[group]), slicer.vtkMRMLPlotSeriesNode.PlotTypeScatterBar,
-                                       label_column="organ"))
+                                       tuple(c / 255.0 for c in GROUP_COLORS[group]),
+                                       slicer.vtkMRMLPlotSeriesNode.PlotTypeScatterBar, label_column="organ"))
     chart = new_chart(scene, name, "Class shares of labeled foreground (log-gap groups)",
                       "class rank", "share of foreground voxels", series_nodes, log_y=True)
     return GroupingPreview(grouping, chart, tables)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from DCASegmentationLib.model_registry import ModelEntry, ModelRegistry
 from dcaseg.errors import PackageError
 from dcaseg.package_members import MODEL_JSON
+from DCASegmentationLib.model_registry import ModelEntry, ModelRegistry
 
 
 def use_model(registry: ModelRegistry, model_path: str | Path) -> ModelEntry:

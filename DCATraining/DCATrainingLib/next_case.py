@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from DCASegmentationLib.engine_process import EngineProcess, ProcessResult, engine_environment, python_for_engine
 from dcaseg.errors import InputError
+from DCASegmentationLib.engine_process import EngineProcess, ProcessResult, engine_environment, python_for_engine
 
 from .plot_nodes import fill_table, new_table
 

@@ -1,7 +1,7 @@
 """Small helpers that create Slicer Plots MRML nodes: table -> series -> chart."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import slicer
@@ -13,7 +13,7 @@ def new_table(scene, name: str):
     return scene.AddNewNodeByClass("vtkMRMLTableNode", name)
 
 
-def fill_table(table_node, columns: dict[str, Sequence]) -> None:
+def fill_table(table_node, columns: Mapping[str, Sequence]) -> None:
     """Replace the table's columns with ``{name: values}``: numbers become doubles, anything else text."""
     with slicer.util.NodeModify(table_node):
         table_node.RemoveAllColumns()

@@ -2,7 +2,8 @@
 
 The process runs through DCASegmentation's engine-process runner (events from its stdout, one
 readable error). Stop asks the trainer through its stop file to checkpoint and end, so a stopped
-run can be resumed; the process tree is killed only if it does not end in time. A ``TrainingMonitor`` follows the run folder's ``events.jsonl``.
+run can be resumed; the process tree is killed only if it does not end in time. A
+``TrainingMonitor`` follows the run folder's ``events.jsonl``.
 """
 from __future__ import annotations
 
@@ -11,12 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from DCASegmentationLib.engine_process import (EngineProcess, ProcessResult, engine_environment, poll_until_done,
-                                              python_for_engine)
 from dcaseg.errors import InputError
 from dcaseg.training.run_folder import RunFolder
 from dcaseg.training.split_file import read_split, write_split
 from dcaseg.training.stop_request import request_stop
+from DCASegmentationLib.engine_process import (
+    EngineProcess,
+    ProcessResult,
+    engine_environment,
+    poll_until_done,
+    python_for_engine,
+)
 
 from .training_monitor import TrainingMonitor
 
