@@ -108,9 +108,16 @@ def mean_dice(scores: Mapping[str, OrganScore], absent: str = "skip") -> float |
     them out, ``one`` counts them as a perfect 1. None when nothing is left to average."""
     if absent not in ("skip", "one"):
         raise ValueError(f"absent must be 'skip' or 'one', not {absent!r}")
-    values = [1.0 if score.status == ABSENT_IN_BOTH else score.dice for score in scores.values()
+    values = [1.0 if score.status == ABSENT_IN_BOTH else _defined_dice(score) for score in scores.values()
               if score.status != ABSENT_IN_BOTH or absent == "one"]
     return float(np.mean(values)) if values else None
+
+
+def _defined_dice(score: OrganScore) -> float:
+    """The Dice of an organ present on at least one side (always defined there)."""
+    if score.dice is None:
+        raise ValueError(f"an organ with status {score.status!r} has no Dice")
+    return score.dice
 
 
 def finite_mean(values: list[float | None]) -> float | None:

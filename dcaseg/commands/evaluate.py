@@ -7,6 +7,7 @@ import io
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import SimpleITK as sitk
@@ -22,6 +23,16 @@ HELP = "score predicted label maps against reference labels: Dice, ASD and HD95 
 
 CSV_COLUMNS = ("case", "label", "organ", "status", "dice", "asd_mm", "hd95_mm", "volume_ml_pred",
                "volume_ml_ref")
+
+
+class OrganMeans(TypedDict):
+    """One organ's means over the cases that have it, and how many cases went into them."""
+
+    dice: float | None
+    asd_mm: float | None
+    hd95_mm: float | None
+    cases: int
+    cases_with_distances: int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,15 +91,15 @@ def summarize(cases: Mapping[str, Mapping[str, tuple[int, OrganScore]]]) -> dict
     """Per-organ means over cases (organs absent on both sides of a case are left out) and the
     overall means over organs, as the benchmark papers aggregate."""
     per_organ: dict[str, list[OrganScore]] = {}
-    for organs in cases.values():
-        for name, (_, score) in organs.items():
+    for case_scores in cases.values():
+        for name, (_, score) in case_scores.items():
             if score.status != ABSENT_IN_BOTH:
                 per_organ.setdefault(name, []).append(score)
-    organs = {name: {"dice": finite_mean([s.dice for s in scores]),
-                     "asd_mm": finite_mean([s.asd_mm for s in scores]),
-                     "hd95_mm": finite_mean([s.hd95_mm for s in scores]),
-                     "cases": len(scores),
-                     "cases_with_distances": sum(s.status == OK for s in scores)}
+    organs = {name: OrganMeans(dice=finite_mean([s.dice for s in scores]),
+                               asd_mm=finite_mean([s.asd_mm for s in scores]),
+                               hd95_mm=finite_mean([s.hd95_mm for s in scores]),
+                               cases=len(scores),
+                               cases_with_distances=sum(s.status == OK for s in scores))
               for name, scores in per_organ.items()}
     return {"organs": organs,
             "mean_dice": finite_mean([o["dice"] for o in organs.values()]),
