@@ -31,7 +31,7 @@ import torch
 from .. import __version__
 from ..atomic import write_json_atomic, write_text_atomic
 from ..data.imageio import read_image
-from ..data.phantom import make_phantom
+from ..data.phantom import FAMILIES, make_phantom
 from ..data.phantom_anatomy import CLASS_NAMES
 from ..errors import InputError
 from ..events import Reporter
@@ -68,8 +68,11 @@ class AblationSettings:
     n_filters: int = DEFAULT_N_FILTERS
     patch_size: tuple[int, int, int] = DEFAULT_PATCH
     sampling: str = "balanced"
+    family: str = "standard"
 
     def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise InputError(f"--family must be one of {list(FAMILIES)}, got {self.family!r}")
         if self.seeds < 1:
             raise InputError(f"--seeds must be at least 1, got {self.seeds}")
         if self.labeled < 1 or self.unlabeled < 1 or self.test < 1:
@@ -156,10 +159,10 @@ def run_ablation(out: Path, settings: AblationSettings, command: str, device: st
     _check_settings(layout, settings)
     target = resolve_device(device)
     training_cases = settings.labeled + settings.unlabeled
-    _ensure_phantom(layout.data, training_cases, settings.labeled, settings.data_seed)
+    _ensure_phantom(layout.data, training_cases, settings.labeled, settings.data_seed, settings.family)
     if any(VARIANTS[name].all_labeled for name in settings.variants):
-        _ensure_phantom(layout.data_full, training_cases, training_cases, settings.data_seed)
-    _ensure_phantom(layout.test, settings.test, settings.test, settings.data_seed + TEST_SEED_OFFSET)
+        _ensure_phantom(layout.data_full, training_cases, training_cases, settings.data_seed, settings.family)
+    _ensure_phantom(layout.test, settings.test, settings.test, settings.data_seed + TEST_SEED_OFFSET, settings.family)
     organ_of = dict(CLASS_NAMES)
     groupings = _groupings(layout.data, sorted(organ_of))
     report_groups = {g: [organ_of[v] for v in groupings["top2"][g]] for g in GROUP_NAMES}
@@ -295,7 +298,7 @@ def _check_settings(layout: AblationLayout, settings: AblationSettings) -> None:
     """
     wanted = {k: v for k, v in settings.to_dict().items() if k not in SELECTION}
     if layout.settings.is_file():
-        stored = {k: v for k, v in {"sampling": "balanced", **read_json(layout.settings)}.items()
+        stored = {k: v for k, v in {"sampling": "balanced", "family": "standard", **read_json(layout.settings)}.items()
                   if k not in SELECTION}
         if stored != wanted:
             changed = sorted(k for k in wanted if stored.get(k) != wanted[k])
@@ -307,14 +310,14 @@ def _check_settings(layout: AblationLayout, settings: AblationSettings) -> None:
     write_json_atomic(layout.settings, wanted)
 
 
-def _ensure_phantom(folder: Path, cases: int, labeled: int, seed: int) -> None:
+def _ensure_phantom(folder: Path, cases: int, labeled: int, seed: int, family: str) -> None:
     """Write the phantom into ``folder`` once (through a temporary sibling, so it is whole or absent)."""
     if (folder / "labels.json").is_file():
         return
     staging = folder.with_name(f".{folder.name}.tmp")
     if staging.exists():
         shutil.rmtree(staging)
-    make_phantom(staging, cases, labeled, seed, PHANTOM_SIZE, GRID_SPACING)
+    make_phantom(staging, cases, labeled, seed, PHANTOM_SIZE, GRID_SPACING, family)
     staging.replace(folder)
 
 

@@ -1,5 +1,5 @@
-"""The ablation's variants (paper Tables 3-5, its Table 1's fully supervised V-Net, our fusion rule and
-λ rows) and the rows of its report.
+"""The ablation's variants (paper Tables 3-5, its Table 1's fully supervised V-Net, the mean-teacher
+baseline, our fusion rule and λ rows) and the rows of its report.
 
 Every variant is the same base training configuration with a few ``TrainConfig`` fields changed;
 ``all_labeled`` variants train on the same cases with every label (the others see only the
@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import InputError
 from ..training.config import TrainConfig, preset
 from ..training.losses import UNSUPERVISED_WEIGHT as PAPER_LAMBDA  # λ = 10; every variant but the λ rows
+from ..training.mean_teacher import CONSISTENCY_WEIGHT
 
 # Iterations of the default (budget 1.0) run: about an hour for the paper tables' 10 configurations
 # x 3 seeds on 2 CPU cores with --jobs 2 (one run per core; benchmarks/RESULTS.md, "Hardware notes").
@@ -48,6 +49,9 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
             {"mode": "vnet", "self_training": False}),
     Variant("vnet-pseudo", "V-Net + plain pseudo-label self-training (single decoder)",
             {"mode": "vnet", "self_training": True}),
+    Variant("mean-teacher", "V-Net + mean teacher (EMA 0.99 teacher, softmax MSE on the unlabeled patches, "
+            f"weight {CONSISTENCY_WEIGHT:g} ramped, noise on the student's input)",
+            {"mode": "vnet", "self_training": False, "mean_teacher": True, "lambda_max": CONSISTENCY_WEIGHT}),
     Variant("experts-nosplit", "three experts, no label-split, plain aggregator",
             {"label_split": False, "dfam": False}),
     Variant("experts-split", "three experts + log-gap label-split, plain aggregator (no DFAM)",
@@ -70,8 +74,8 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
 )}
 
 # What a plain ``dcaseg ablate`` runs: the variants of the paper's Tables 3-5 and the fully supervised
-# V-Net that opens the benchmark's Table 1 (about an hour on 2 CPU cores at budget 1). The fusion and
-# λ variants are ours, and run when named with --variants.
+# V-Net that opens the benchmark's Table 1 (about an hour on 2 CPU cores at budget 1). The mean-teacher
+# baseline, the fusion and the λ variants run when named with --variants.
 PAPER_VARIANTS: tuple[str, ...] = ("vnet-full", "vnet-labeled", "vnet-pseudo", "experts-nosplit", "experts-split",
                                    "dca", "group-uniform", "group-threshold", "arch-symmetric", "arch-depth-only",
                                    "arch-dilation-only")
@@ -81,6 +85,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("upper bound", "V-Net, every training case labeled", "vnet-full"),
     ("components", "V-Net, labeled only", "vnet-labeled"),
     ("components", "V-Net + pseudo-labels", "vnet-pseudo"),
+    ("baseline", "V-Net + mean teacher", "mean-teacher"),
     ("components", "+ three experts (no label-split)", "experts-nosplit"),
     ("components", "+ log-gap label-split (no DFAM)", "experts-split"),
     ("components", "+ DFAM = full DCA", "dca"),
@@ -140,6 +145,8 @@ def run_key(config: TrainConfig, groups: Mapping[str, Mapping[str, Sequence[int]
     """
     weight = "" if config.lambda_max == PAPER_LAMBDA else f":lambda{config.lambda_max:g}"
     labels = ":all-labeled" if all_labeled else ""
+    if config.mean_teacher:
+        return f"vnet-mean-teacher:w{config.lambda_max:g}:ema{config.ema_decay:g}" + labels
     if config.mode == "vnet":
         return ("vnet-pseudo" + weight if config.self_training else "vnet-labeled") + labels
     parts = [config.experts, "dfam" if config.dfam else "plain", config.fusion]

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..ablation.runner import AblationSettings, run_ablation
 from ..ablation.variants import (DEFAULT_ITERATIONS, DEFAULT_N_FILTERS, DEFAULT_PATCH, PAPER_VARIANTS, SAMPLING,
                                  VARIANTS, select_variants)
+from ..data.phantom import FAMILIES
 from ..errors import InputError
 from ..inference.devices import DEVICE_CHOICES, resolve_device, usable_cores
 
@@ -40,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sampling", choices=list(SAMPLING), default="balanced",
                         help="labeled patches: balanced (default; 9 in 10 centred on an organ, every organ "
                              "equally likely) or random (plain random crops, like the DHC/GA/GALoss code)")
+    parser.add_argument("--family", choices=FAMILIES, default="standard",
+                        help="phantom family: standard (default) or varied (patients that differ like a real "
+                             "cohort; docs/phantom.md)")
     parser.add_argument("--device", default="auto", help=f"{DEVICE_CHOICES} (default auto: CUDA, then MPS, then CPU)")
     parser.add_argument("--jobs", type=int,
                         help="runs trained side by side, each pinned to its share of the CPU cores; on a "
@@ -51,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     settings = AblationSettings(budget=args.budget, seeds=args.seeds, variants=tuple(select_variants(args.variants)),
                                 labeled=args.labeled, unlabeled=args.unlabeled, test=args.test,
                                 data_seed=args.data_seed, n_filters=args.n_filters,
-                                patch_size=tuple(args.patch_size), sampling=args.sampling)
+                                patch_size=tuple(args.patch_size), sampling=args.sampling,
+                                family=args.family)
     start = time.perf_counter()
     command = shlex.join(["dcaseg", *sys.argv[1:]]) if sys.argv[1:2] == ["ablate"] else "dcaseg ablate ..."
     if args.jobs is not None and args.jobs < 1:

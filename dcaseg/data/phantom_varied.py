@@ -3,8 +3,9 @@
 ``varied_case(seed, index, size, spacing)`` renders (``render_case``) the record of
 ``phantom_varied_draw.draw_case`` on a grid: the body's frame scale, placement and roll, the
 field of view moved along z, a smooth deformation, the wall layers of this patient, the organs
-as drawn (an absent gallbladder is simply not painted), then the CT of ``phantom_varied_ct``. Geometry and file layout are the
-standard family's (LPS, identity direction, int16 HU and uint8 labels on one grid).
+as drawn (an absent gallbladder is simply not painted), then the CT of ``phantom_varied_ct``.
+Geometry and file layout are the standard family's (LPS, identity direction, int16 HU and uint8
+labels on one grid).
 """
 from __future__ import annotations
 

@@ -125,7 +125,8 @@ def _changed_solid(solid: Solid, rng: np.random.Generator, centre: np.ndarray, s
     if isinstance(solid, Ellipsoid):
         factors = np.clip(rng.normal(1.0, SHAPE_FACTOR_SD, 3), 1.0 - 2 * SHAPE_FACTOR_SD, 1.0 + 2 * SHAPE_FACTOR_SD)
         moved = centre + scale * (np.asarray(solid.center) - centre) + shift
-        return Ellipsoid(tuple(float(v) for v in moved), tuple(float(r * scale * f) for r, f in zip(solid.radii, factors)),
+        radii = tuple(float(r * scale * f) for r, f in zip(solid.radii, factors))
+        return Ellipsoid(tuple(float(v) for v in moved), radii,
                          yaw=solid.yaw + float(rng.uniform(-YAW_DEG, YAW_DEG)),
                          tilt=solid.tilt + float(rng.uniform(-TILT_DEG, TILT_DEG)))
     points = np.asarray(solid.points)

@@ -43,6 +43,9 @@ class TrainConfig:
     ``fusion`` is how the experts' logits are concatenated into pseudo-labels (``sum``, or the
     paper's ``mean``; see ``labelsplit.fuse_expert_logits``); run folders written before it existed
     used ``mean``.
+    ``mean_teacher`` (``vnet`` mode only) adds the mean-teacher baseline: an EMA copy of the network
+    (decay ``ema_decay``) whose softmax on the unlabeled patches the network must match, weight
+    ``lambda_max`` ramped like λ (see ``mean_teacher``).
     ``optimizer`` ``sgd`` is the paper's (momentum, Nesterov); ``adamw`` (betas 0.9/0.999, same
     weight decay and poly decay) converges in the few hundred steps a CPU demo can afford.
     """
@@ -54,6 +57,8 @@ class TrainConfig:
     norm: str = "batch"
     label_split: bool = True
     self_training: bool = False
+    mean_teacher: bool = False
+    ema_decay: float = 0.99
     fusion: str = "sum"
     n_filters: int = 16
     patch_size: tuple[int, int, int] = (96, 96, 96)
@@ -98,6 +103,10 @@ class TrainConfig:
             raise InputError(f"patch size must be positive multiples of 16, got {list(self.patch_size)}")
         if self.iterations < 1 or self.labeled_batch < 1 or self.unlabeled_batch < 0:
             raise InputError("iterations and labeled batch must be at least 1, unlabeled batch at least 0")
+        if self.mean_teacher and (self.mode != "vnet" or self.self_training or self.unlabeled_batch < 1):
+            raise InputError("the mean teacher needs mode vnet without self-training and an unlabeled batch")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise InputError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
     @property
     def ramp_iterations(self) -> float:

@@ -35,6 +35,7 @@ from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from .config import TrainConfig, preset, preset_for_device
 from .distributed import any_rank, barrier, gather_floats, init_distributed, shutdown, wrap
 from .losses import dice_ce_loss, ramp_weight, supervised_loss, unsupervised_loss
+from .mean_teacher import MeanTeacher, consistency_loss
 from .plan import TrainingPlan, make_plan
 from ..atomic import write_json_atomic
 from .run_config import read_run_config
@@ -247,6 +248,9 @@ class Trainer:
             set_rng_state(state["rng"])
             start, best = int(state["iteration"]), state["extra"].get("best_mean_dice")
             reporter.emit("resumed", iteration=start, checkpoint=str(run.checkpoint))
+        self._teacher = MeanTeacher(network, config.ema_decay) if config.mean_teacher else None
+        if self._teacher is not None and self.request.resume:
+            self._teacher.load_state_dict(state["extra"]["teacher"])
         reporter.stage("preprocess")
         cache = self._prepare_cache(plan)
         sampler = PatchSampler([cache.load(c, True) for c in plan.split["labeled"]],
@@ -273,7 +277,8 @@ class Trainer:
         n_labeled = config.labeled_batch
         n_unlabeled = config.unlabeled_batch
         unsup_on_all = config.pseudo_on_labeled or n_unlabeled == 0
-        use_unsup = config.mode == "dca" or config.self_training
+        teacher = self._teacher
+        use_unsup = config.mode == "dca" or config.self_training or teacher is not None
         num_classes = plan.architecture.num_classes
         expert_classes = plan.architecture.expert_classes
         autocast = (torch.autocast("cuda", dtype=torch.float16) if use_amp else nullcontext())
@@ -293,14 +298,18 @@ class Trainer:
             labeled, labels = augment(labeled, labels, config.augment, generator)
             unlabeled, _ = augment(unlabeled, None, config.augment, generator)
             assert labels is not None
-            x = torch.cat([labeled, unlabeled]).contiguous(memory_format=memory_format)
+            student_unlabeled = unlabeled if teacher is None else teacher.student_input(unlabeled, generator)
+            x = torch.cat([labeled, student_unlabeled]).contiguous(memory_format=memory_format)
             with autocast:
                 output: DCAOutput = model(x)
+                targets = teacher.targets(unlabeled.contiguous(memory_format=memory_format)) if teacher else None
             loss_sup, _ = supervised_loss(_take(output, slice(0, n_labeled)), labels, expert_classes, num_classes)
             if config.aggregator_on_labels and output.expert_logits:
                 loss_sup = loss_sup + dice_ce_loss(output.logits[:n_labeled], labels)
             loss_unsup = torch.zeros((), device=self.device)
-            if use_unsup:
+            if targets is not None:
+                loss_unsup = consistency_loss(output.logits[n_labeled:], targets)
+            elif use_unsup:
                 part = slice(0, None) if unsup_on_all else slice(n_labeled, None)
                 loss_unsup = unsupervised_loss(_take(output, part))
             loss = loss_sup + lam * loss_unsup
@@ -309,6 +318,8 @@ class Trainer:
             scaler.step(optimizer)
             scaler.update()
             done = iteration + 1
+            if teacher is not None:
+                teacher.update(network, done)
             sums["loss"] += float(loss.detach())
             sums["loss_sup"] += float(loss_sup.detach())
             sums["loss_unsup"] += float(loss_unsup.detach())
@@ -327,7 +338,8 @@ class Trainer:
             stopped = any_rank(ctx, stop.requested, self.device)
             if ctx.is_main and (done % config.checkpoint_every == 0 or done == config.iterations or stopped):
                 save_checkpoint(run.checkpoint, network=network, optimizer=optimizer, scaler=scaler,
-                                iteration=done, extra={"best_mean_dice": best})
+                                iteration=done, extra={"best_mean_dice": best,
+                                                       **({"teacher": teacher.state_dict()} if teacher else {})})
                 reporter.emit("checkpoint", iteration=done, path=str(run.checkpoint))
             if stopped:
                 reporter.emit("stopped", iteration=done, checkpoint=str(run.checkpoint))
