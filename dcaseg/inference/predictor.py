@@ -2,7 +2,8 @@
 
 Steps per volume: read → reorient to LPS axes → crop to the body (CT) → resample to the model's
 spacing and normalise →
-sliding windows with Gaussian weights (labels, attention, fused logits blended on the device) →
+sliding windows with Gaussian weights, leaving out windows that hold no body voxel (CT; labels,
+attention, fused logits blended on the device) →
 argmax on the device, background outside the patient (CT) → back onto the input grid (exact
 size, spacing, origin, direction).
 """
@@ -28,7 +29,7 @@ from .devices import (PRECISIONS, autocast_dtype, default_windows_per_batch, fre
                       uses_channels_last)
 from .fallback import ExecutionPlan, run_with_fallback
 from .model_grid import ModelGridVolume, restore, to_model_grid
-from .sliding_window import DEFAULT_OVERLAP, gaussian_weights, plan_windows, stitch_windows
+from .sliding_window import DEFAULT_OVERLAP, gaussian_weights, plan_windows, stitch_windows, windows_holding
 
 DEVICE_MEMORY_SHARE = 0.5  # accumulate on the GPU only if the buffers take at most this share of free memory
 
@@ -40,8 +41,8 @@ class Prediction:
     ``labels``: label values of the model (uint8, or uint16 above 255), from the head its package
     names as ``output`` (the aggregation decoder unless the experts' fused prediction validated
     better). ``attention``: float32 maps
-    "head", "medium", "tail" of the finest DFAM stage (they sum to 1 inside the body crop, 0
-    outside). ``probabilities``: float32 vector image, one component per channel (background
+    "head", "medium", "tail" of the finest DFAM stage (they sum to 1 wherever a window ran, which
+    includes every body voxel; 0 outside the body crop and in air that no window covered). ``probabilities``: float32 vector image, one component per channel (background
     first, then the model's classes in order). ``fused_labels``: argmax of the experts' logit
     concatenation, as label values.
     """
@@ -57,24 +58,27 @@ class Predictor:
 
     ``body_crop`` (run windows only around the body) and ``mask_to_body`` (background outside the
     patient) follow the model when None: on for CT models whose preprocessing crops to the body.
+    ``skip_outside_body`` (run no window that holds no body voxel; labels inside the body stay
+    those of the run over every window) follows ``body_crop`` when None.
     """
 
     def __init__(self, model: str | Path | ModelPackage, device: str = "auto", overlap: float = DEFAULT_OVERLAP,
                  windows_per_batch: int | None = None, reporter: Reporter | None = None,
-                 body_crop: bool | None = None, precision: str = "auto", mask_to_body: bool | None = None) -> None:
+                 body_crop: bool | None = None, precision: str = "auto", mask_to_body: bool | None = None,
+                 skip_outside_body: bool | None = None) -> None:
         package = model if isinstance(model, ModelPackage) else load_package(model)
         target = resolve_device(device)
         network = package.build_network(target)
         if uses_channels_last(target):
             network = network.to(memory_format=torch.channels_last_3d)
         self._setup(network, package.meta, target, overlap, windows_per_batch, reporter, body_crop, precision,
-                    mask_to_body)
+                    mask_to_body, skip_outside_body)
 
     @classmethod
     def from_network(cls, network: DCANet, meta: ModelMeta, device: str = "auto", overlap: float = DEFAULT_OVERLAP,
                      windows_per_batch: int | None = None, reporter: Reporter | None = None,
                      body_crop: bool | None = None, precision: str = "auto",
-                     mask_to_body: bool | None = None) -> Predictor:
+                     mask_to_body: bool | None = None, skip_outside_body: bool | None = None) -> Predictor:
         """A predictor around a network in memory (e.g. the trainer's, for validation).
 
         The network is used as it is (its device and memory layout are kept; ``device`` other than
@@ -86,12 +90,12 @@ class Predictor:
             raise InputError(f"the network is on {own}, not on the requested device {target}")
         predictor = cls.__new__(cls)
         predictor._setup(network, meta, target, overlap, windows_per_batch, reporter, body_crop, precision,
-                         mask_to_body)
+                         mask_to_body, skip_outside_body)
         return predictor
 
     def _setup(self, network: DCANet, meta: ModelMeta, device: torch.device, overlap: float,
                windows_per_batch: int | None, reporter: Reporter | None, body_crop: bool | None,
-               precision: str, mask_to_body: bool | None) -> None:
+               precision: str, mask_to_body: bool | None, skip_outside_body: bool | None) -> None:
         if not 0.0 <= overlap < 1.0:
             raise InputError(f"overlap must be at least 0 and below 1, got {overlap}")
         if windows_per_batch is not None and windows_per_batch < 1:
@@ -111,6 +115,7 @@ class Predictor:
         # No organ outside the patient: a model trained on few cases can call the air beside the body
         # an organ (seen on the real CT fixture with the phantom-trained demo model).
         self.mask_to_body = ct_body if mask_to_body is None else mask_to_body
+        self.skip_outside_body = self.body_crop if skip_outside_body is None else skip_outside_body
         self._values = torch.tensor(meta.label_values)
         self._label_type = np.uint8 if max(meta.label_values) <= 255 else np.uint16
         self._weights: dict[torch.device, Tensor] = {}
@@ -129,7 +134,7 @@ class Predictor:
         fused = fused and self._has_attention("a fused expert prediction", experts_only=True)
         reporter.stage("preprocessing")
         grid, warnings = to_model_grid(image, self.meta.preprocessing, self.body_crop, self.overlap,
-                                       find_body=self.mask_to_body)
+                                       find_body=self.mask_to_body or self.skip_outside_body)
         for warning in warnings:
             reporter.warning(warning)
         maps = self._predict_on_grid(grid, attention, probabilities, fused)
@@ -158,17 +163,22 @@ class Predictor:
                          fused: bool) -> dict[str, np.ndarray]:
         patch = tuple(reversed(self.meta.preprocessing.patch_size))  # (x, y, z) → array order (z, y, x)
         windows = plan_windows(grid.array.shape, patch, self.overlap)
+        planned = len(windows)
+        if self.skip_outside_body and grid.body is not None:
+            windows = windows_holding(windows, grid.body)
+        body = grid.body if self.mask_to_body else None
         needs_fused = fused or self.meta.output == "experts_fused"
         channels = self._channels(attention, needs_fused)
         volume = torch.from_numpy(grid.array)
 
         def attempt(plan: ExecutionPlan) -> dict[str, np.ndarray]:
-            self.reporter.emit("stage", stage="windows", windows=len(windows), device=str(plan.device))
+            self.reporter.emit("stage", stage="windows", windows=len(windows), skipped=planned - len(windows),
+                               device=str(plan.device))
             with self._network_on(plan.device, with_fused=needs_fused) as run:
                 stitched = stitch_windows(volume, windows, run, channels, self._weights_on(plan.device, patch),
                                           plan.device, plan.accumulate_device, plan.windows_per_batch,
                                           lambda done, total: self.reporter.progress("windows", done, total))
-                return self._finish(stitched, probabilities, fused, grid.body)
+                return self._finish(stitched, probabilities, fused, body)
 
         buffer_bytes = 4 * (sum(channels.values()) + 2) * int(np.prod(windows.padded_shape))
         return run_with_fallback(attempt, self._first_plan(buffer_bytes), self.reporter)

@@ -6,11 +6,13 @@ padding of axes shorter than a window), so results can be compared window for wi
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -62,6 +64,19 @@ def plan_windows(shape: tuple[int, ...], patch: tuple[int, ...], overlap: float)
     return WindowGrid(tuple(shape), tuple(patch), padding, tuple(itertools.product(*axes)))  # type: ignore[arg-type]
 
 
+def windows_holding(grid: WindowGrid, mask: np.ndarray) -> WindowGrid:
+    """The windows of ``grid`` that hold at least one voxel of ``mask`` (boolean, the unpadded volume's shape).
+
+    Every masked voxel keeps all the windows that cover it, so the blend there is unchanged.
+    """
+    if mask.shape != grid.shape:
+        raise ValueError(f"mask shape {mask.shape} is not the volume's {grid.shape}")
+    padded = np.pad(mask, grid.padding, constant_values=False)
+    starts = tuple(start for start in grid.starts
+                   if padded[tuple(slice(s, s + p) for s, p in zip(start, grid.patch))].any())
+    return dataclasses.replace(grid, starts=starts)
+
+
 def gaussian_weights(patch: tuple[int, ...], device: torch.device | str = "cpu",
                      sigma_scale: float = GAUSSIAN_SIGMA_SCALE) -> Tensor:
     """Separable Gaussian importance map (sigma = ``sigma_scale`` × size), peak at the centre, floored at ``MIN_WEIGHT``."""
@@ -81,8 +96,9 @@ def stitch_windows(volume: Tensor, grid: WindowGrid, run: WindowRunner, channels
     ``run`` takes a (N, 1, *patch) batch on ``compute_device`` and returns named (N, C, *patch)
     maps with ``channels[name]`` channels. Each map is accumulated with ``weights`` in buffers
     preallocated on ``accumulate_device`` and divided by the summed weights, so a map that sums to 1
-    over channels in every window still does after blending. Returns (C, z, y, x) maps of the
-    unpadded volume.
+    over channels in every window still does after blending. Voxels that no window of ``grid``
+    covers (where windows were left out, ``windows_holding``) are 0 in every map. Returns
+    (C, z, y, x) maps of the unpadded volume.
     """
     padded = F.pad(volume.to(accumulate_device, torch.float32),
                    [side for pair in reversed(grid.padding) for side in pair])
@@ -106,4 +122,5 @@ def stitch_windows(volume: Tensor, grid: WindowGrid, run: WindowRunner, channels
             on_progress(min(first + windows_per_batch, total), total)
     inside = tuple(slice(a, a + n) for (a, _), n in zip(grid.padding, grid.shape))
     weight_sum = weight_sum[inside]
+    weight_sum[weight_sum == 0] = 1.0  # covered by no window: the sums there are 0
     return {name: total_map[(slice(None), *inside)].div_(weight_sum) for name, total_map in sums.items()}
