@@ -25,8 +25,7 @@ from .atomic import atomic_folder, atomic_write, write_bytes_synced
 from .errors import PackageError
 from .nets import ArchitectureConfig, DCANet
 from .package_members import MODEL_JSON, WEIGHTS, read_member
-from .package_meta import (ClassInfo, ModelMeta, Preprocessing, expert_classes_from_groups, parse_meta,
-                           read_meta)
+from .package_meta import ClassInfo, ModelMeta, Preprocessing, expert_classes_from_groups, parse_meta, read_meta
 
 __all__ = ["ClassInfo", "ModelMeta", "ModelPackage", "Preprocessing", "check_weights",
            "expert_classes_from_groups", "load_package", "parse_meta", "read_meta", "save_package"]

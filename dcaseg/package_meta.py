@@ -17,7 +17,7 @@ from . import __version__
 from .architecture import MAX_CLASSES, ArchitectureConfig
 from .errors import PackageError
 from .grouping import GROUP_NAMES
-from .package_members import MODEL_JSON, WEIGHTS, read_member
+from .package_members import MODEL_JSON, read_member
 
 FORMAT_VERSION = 1
 # Which head gives a package's label map: the aggregation decoder (the paper's), or the experts'
@@ -166,7 +166,9 @@ def _parse_classes(raw: list, where: str) -> list[ClassInfo]:
         if len(color) != 3 or not all(_is_int(c) and 0 <= c <= 255 for c in color):
             raise PackageError(f"{where}: class '{name}' colour must be three integers 0..255")
         classes.append(ClassInfo(value, name, (color[0], color[1], color[2]), _snomed(item.get("snomed"), at)))
-    for kind, seen in (("label value", [c.value for c in classes]), ("name", [c.name for c in classes])):
+    columns: dict[str, list[int | str]] = {"label value": [c.value for c in classes],
+                                           "name": [c.name for c in classes]}
+    for kind, seen in columns.items():
         twice = sorted({v for v in seen if seen.count(v) > 1}, key=str)
         if twice:
             raise PackageError(f"{where}: class {kind}s must be unique; {twice[0]!r} is used more than once")
@@ -177,7 +179,7 @@ def _parse_intensity(raw: Any, where: str) -> dict[str, Any]:
     if not isinstance(raw, dict) or raw.get("mode") not in INTENSITY_MODES:
         raise PackageError(f"{where}: intensity.mode must be one of {list(INTENSITY_MODES)}")
     if raw["mode"] == "ct-window":
-        window = raw.get("window")
+        window: Any = raw.get("window")
         if not (_numbers(window, 2) and window[0] < window[1]):
             raise PackageError(f"{where}: intensity.window must be two finite numbers [low, high] with low < high")
         return {"mode": "ct-window", "window": [float(v) for v in window]}
@@ -185,7 +187,8 @@ def _parse_intensity(raw: Any, where: str) -> dict[str, Any]:
         return {"mode": "zscore"}
     percentiles = raw["percentiles"]
     if not (_numbers(percentiles, 2) and 0 <= percentiles[0] < percentiles[1] <= 100):
-        raise PackageError(f"{where}: intensity.percentiles must be two numbers [low, high] with 0 <= low < high <= 100")
+        raise PackageError(f"{where}: intensity.percentiles must be two numbers [low, high] "
+                           "with 0 <= low < high <= 100")
     return {"mode": "zscore", "percentiles": [float(v) for v in percentiles]}
 
 
@@ -200,8 +203,8 @@ def _parse_preprocessing(raw: dict, where: str) -> Preprocessing:
         raise PackageError(f"{where}: patch_size must be three positive multiples of 16 up to {MAX_PATCH}")
     intensity = _parse_intensity(raw.get("intensity", {"mode": "ct-window", "window": [-75.0, 275.0]}), where)
     body_crop = _typed(raw.get("body_crop", True), "body_crop", bool, where)
-    return Preprocessing(tuple(float(s) for s in spacing), tuple(patch), _text(raw, "modality", where, "CT"),
-                         intensity, body_crop)
+    return Preprocessing((float(spacing[0]), float(spacing[1]), float(spacing[2])), (patch[0], patch[1], patch[2]),
+                         _text(raw, "modality", where, "CT"), intensity, body_crop)
 
 
 def _parse_groups(raw: dict, classes: list[ClassInfo], where: str) -> dict[str, list[int]]:
