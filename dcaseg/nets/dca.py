@@ -54,9 +54,12 @@ class DCANet(nn.Module):
         expert_logits: dict[str, Tensor] = {}
         expert_stage_features: dict[str, list[Tensor]] = {}
         for group, expert in self.experts.items():
+            if not isinstance(expert, Decoder):
+                raise TypeError(f"expert '{group}' is a {type(expert).__name__}, not a Decoder")
             expert_logits[group], expert_stage_features[group] = expert.forward_with_features(features)
+        attention: list[Tensor] = []
         if not self.dfams:
-            logits, attention = self.aggregator(features), []
+            logits = self.aggregator(features)
         else:
             logits, attention = self._aggregate(features, expert_stage_features)
         fused = None

@@ -90,10 +90,13 @@ def init_background_prior(out_conv: nn.Conv3d, probability: float = BACKGROUND_P
     steps instead of 4.
     """
     classes = out_conv.out_channels
+    bias = out_conv.bias
+    if bias is None:
+        raise ValueError("the output convolution has no bias to set a background prior on")
     with torch.no_grad():
-        out_conv.bias.zero_()
+        bias.zero_()
         if classes > 1:
-            out_conv.bias[0] = math.log(probability * (classes - 1) / (1.0 - probability))
+            bias[0] = math.log(probability * (classes - 1) / (1.0 - probability))
 
 
 def check_input_size(x: Tensor) -> None:
