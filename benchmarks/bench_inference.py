@@ -1,34 +1,51 @@
-"""Inference benchmark: our predictor vs MONAI's ``sliding_window_inference`` on a CT-sized volume.
+"""Inference benchmark: our predictor against MONAI's ``sliding_window_inference`` and nnU-Net v2's predictor.
 
-    .venv/bin/python benchmarks/bench_inference.py [--model DIR|ZIP] [--skip-memory] [--device cuda] [--slices 200]
+    .venv/bin/python benchmarks/bench_inference.py [--model DIR|ZIP] [--rounds 3] [--skip-memory]
+                                                   [--device cuda] [--slices 100]
 
-1. A model with non-trivial output: a DCA n_filters=8 network (96³ windows, 1.5×1.5×3 mm) whose
-   output layer is fitted to the real CT fixture (tsB; see ``fit_model``), so its labels vary with
-   the anatomy (random weights give near-constant labels, which would make agreement meaningless).
+1. A model with non-trivial output: ``--model`` (the run of record uses the bundled demo model),
+   else a DCA n_filters=8 network (96³ windows, 1.5×1.5×3 mm) whose output layer is fitted to
+   the real CT fixture (tsB; see ``fit_model``), so its labels vary with the anatomy.
 2. A CT-sized volume: the real CT fixture resampled to 0.78×0.78×2.5 mm, 100 slices, padded with
-   air to 512×512 (a 400 mm field of view) → 266×266×84 on the model grid.
-3. Each configuration runs in its own process (peak RSS = its VmHWM; on a GPU also the peak of
-   torch's allocator), timed from the image in memory to the label map in the input's geometry,
-   twice, the faster call counted (the first pays one-off kernel selection), with the same
-   preprocessing and restoring code:
-   same windows (overlap 0.5, Gaussian, float32, no body mask) through both; then each side's
-   defaults (ours: body crop and mask, bf16 where the CPU has it natively, several small windows
-   per pass). Agreement is the share of equal voxels inside the body (HU > -500) against the
-   dense overlap-0.5 float32 reference.
+   air to 512×512 (a 400 mm field of view).
+3. Configurations (``configurations``), each timed from the image in memory to the label map in
+   the input's geometry, with the same preprocessing and restoring code:
+   - ours at our defaults (body crop, windows without a body voxel skipped, background outside
+     the body, bf16 only where the CPU computes it natively, several small windows per pass,
+     ``channels_last_3d``, ``torch.inference_mode``);
+   - ours with the peers' windows (overlap 0.5, Gaussian, float32, no crop, no skipping, no
+     mask): the dense float32 reference;
+   - MONAI matched: the same windows and Gaussian, ``sw_batch_size`` equal to our windows per
+     pass, the network in ``channels_last_3d``, ``torch.inference_mode``;
+   - MONAI defaults (``SlidingWindowInferer``'s: ``sw_batch_size`` 1, overlap 0.25, constant
+     weights; the network in the default memory format, ``torch.no_grad`` as in MONAI's docs);
+   - nnU-Net v2: ``nnUNetPredictor.predict_sliding_window_return_logits`` (step 0.5, its
+     Gaussian, mirroring off, the network in ``channels_last_3d``; its step rule spreads the
+     windows evenly, so they lie a few voxels from ours); "skipped: reason" where it cannot run.
+   Every configuration runs in its own process (peak RSS = its VmHWM; on a GPU also torch's
+   allocator peak), ``--calls`` times per process (the best counts; the first pays one-off kernel
+   selection), in ``--rounds`` rounds, each in a new shuffled order; the best round counts.
+   Agreement is the share of equal voxels inside the body (HU > -500) against the reference.
 4. Memory (CPU): ``dcaseg segment`` on a 512×512×400 volume (0.8 mm slices), peak RSS of the
-   process. On a GPU instead: ``dcaseg segment`` end to end (process start, model and NIfTI read,
-   segmentation, NIfTI written) on the benchmark volume.
+   process. On a GPU instead: ``dcaseg segment`` end to end on the benchmark volume.
 
-The last line is ``same-windows speedup X.XX, defaults speedup Y.YY, agreement Z.ZZZZ``.
+The last line is ``same-windows speedup X.XX, defaults speedup Y.YY, agreement Z.ZZZZ``: the
+reference's time against MONAI matched (same windows, same settings), our defaults against
+MONAI's defaults, and our defaults' agreement with the reference.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
+import random
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -40,11 +57,12 @@ from dcaseg.data.orientation import to_standard_orientation
 from dcaseg.data.preprocess import normalise_intensity, resample
 from dcaseg.grouping import group_label_files
 from dcaseg.inference import DEFAULT_OVERLAP, Predictor
-from dcaseg.inference.model_grid import restore, to_model_grid
+from dcaseg.inference.devices import default_windows_per_batch, resolve_device
+from dcaseg.inference.model_grid import ModelGridVolume, restore, to_model_grid
 from dcaseg.inference.sliding_window import plan_windows
 from dcaseg.nets import ArchitectureConfig, DCANet
-from dcaseg.package import (ClassInfo, ModelMeta, Preprocessing, expert_classes_from_groups, load_package,
-                            save_package)
+from dcaseg.package import (ClassInfo, ModelMeta, ModelPackage, Preprocessing, expert_classes_from_groups,
+                            load_package, save_package)
 
 REALCT = Path(__file__).resolve().parents[1] / "Testing" / "Data" / "realct"
 CT_IMAGE = REALCT / "tsB_ct_full_noncontrast_image.nii.gz"
@@ -52,7 +70,8 @@ CT_LABEL = REALCT / "tsB_ct_full_noncontrast_label.nii.gz"
 MODEL_SPACING = (1.5, 1.5, 3.0)
 PATCH = (96, 96, 96)
 N_FILTERS = 8
-MONAI_DEFAULT_OVERLAP, MONAI_DEFAULT_MODE = 0.25, "constant"  # monai.inferers.sliding_window_inference defaults
+PEER_OVERLAP = 0.5  # the windows every "same windows" configuration runs (nnU-Net's tile_step_size 0.5)
+MONAI_DEFAULT_OVERLAP, MONAI_DEFAULT_MODE, MONAI_DEFAULT_BATCH = 0.25, "constant", 1  # SlidingWindowInferer's
 
 
 # ----------------------------------------------------------------------------- model
@@ -61,7 +80,8 @@ def benchmark_meta() -> ModelMeta:
     names = json.loads((REALCT / "labelmap_abd14.json").read_text(encoding="utf-8"))
     classes = [ClassInfo(int(v), n, organ_color(n, int(v))) for v, n in sorted(names.items(), key=lambda i: int(i[0]))]
     groups = group_label_files([CT_LABEL], classes=[c.value for c in classes]).as_dict()
-    architecture = ArchitectureConfig(len(classes) + 1, expert_classes_from_groups(groups, classes), n_filters=N_FILTERS)
+    architecture = ArchitectureConfig(len(classes) + 1, expert_classes_from_groups(groups, classes),
+                                      n_filters=N_FILTERS)
     return ModelMeta("bench-abd14-nf8", architecture, classes, groups, Preprocessing(MODEL_SPACING, PATCH),
                      description="fitted briefly to one CT, for benchmarking only")
 
@@ -139,53 +159,124 @@ def ct_volume(spacing: tuple[float, float, float], slices: int) -> sitk.Image:
     return result
 
 
+# ----------------------------------------------------------------------------- configurations
+
+def configurations(windows_per_batch: int) -> dict[str, dict]:
+    """What is compared; ``windows_per_batch`` is ours at the defaults, which MONAI matched uses too."""
+    return {
+        "ours-defaults": {"engine": "ours"},
+        "ours-same": {"engine": "ours", "overlap": PEER_OVERLAP, "crop": False, "mask": False, "skip": False,
+                      "precision": "fp32"},
+        "monai-matched": {"engine": "monai", "overlap": PEER_OVERLAP, "mode": "gaussian", "batch": windows_per_batch,
+                          "channels_last": True, "inference_mode": True},
+        "monai-defaults": {"engine": "monai", "overlap": MONAI_DEFAULT_OVERLAP, "mode": MONAI_DEFAULT_MODE,
+                           "batch": MONAI_DEFAULT_BATCH, "channels_last": False, "inference_mode": False},
+        "nnunet": {"engine": "nnunet", "overlap": PEER_OVERLAP, "channels_last": True},
+    }
+
+
 # ----------------------------------------------------------------------------- one configuration (child)
 
-def run_configuration(config: dict, model: Path, volume: Path, labels_out: Path, device: str) -> dict:
-    """Segment ``volume`` one way, twice; time image-in-memory → labels-in-input-geometry."""
-    image = sitk.ReadImage(str(volume))
-    package = load_package(model)
-    meta = package.meta
-    if config["engine"] == "ours":
-        predictor = Predictor(package, device=device, overlap=config["overlap"], body_crop=config["crop"],
-                              precision=config.get("precision", "auto"), mask_to_body=config.get("mask"))
-        events = []
-        predictor.reporter.sinks.append(events.append)
+Segmenter = Callable[[], sitk.Image]
 
-        def segment() -> sitk.Image:
-            return predictor.predict(image).labels
-    else:
-        from monai.inferers import sliding_window_inference
 
-        network = package.build_network(device)
-        values = torch.tensor(meta.label_values)
-        patch = tuple(reversed(meta.preprocessing.patch_size))
-        fused = meta.output == "experts_fused"  # the package's output head, as our predictor uses it
+def ours(config: dict, package: ModelPackage, image: sitk.Image, device: str) -> tuple[Segmenter, Callable[[], int]]:
+    predictor = Predictor(package, device=device, overlap=config.get("overlap", DEFAULT_OVERLAP),
+                          body_crop=config.get("crop"), precision=config.get("precision", "auto"),
+                          mask_to_body=config.get("mask"), skip_outside_body=config.get("skip"))
+    events = []
+    predictor.reporter.sinks.append(events.append)
 
-        def output_head(x: torch.Tensor) -> torch.Tensor:
-            result = network(x, with_fused=fused)
+    def windows() -> int:
+        return [e for e in events if e["event"] == "progress"][-1]["total"]
+
+    return (lambda: predictor.predict(image).labels), windows
+
+
+def peer_network(config: dict, package: ModelPackage, device: str) -> torch.nn.Module:
+    """The package's network as a module returning the package's output head, in the configured layout."""
+    network = package.build_network(device)
+    if config["channels_last"]:
+        network = network.to(memory_format=torch.channels_last_3d)
+    fused = package.meta.output == "experts_fused"
+
+    class OutputHead(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.network = network
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            result = self.network(x, with_fused=fused)
             return result.fused if fused else result.logits
 
-        def segment() -> sitk.Image:
+    return OutputHead().eval()
+
+
+def peer(config: dict, package: ModelPackage, image: sitk.Image,
+         device: str) -> tuple[Segmenter, Callable[[], int]]:
+    """MONAI's or nnU-Net's sliding window between our preprocessing (no crop) and our restoring."""
+    meta = package.meta
+    head = peer_network(config, package, device)
+    values = torch.tensor(meta.label_values)
+    patch = tuple(reversed(meta.preprocessing.patch_size))
+    if config["engine"] == "monai":
+        from monai.inferers import sliding_window_inference
+
+        grad_mode = torch.inference_mode if config["inference_mode"] else torch.no_grad
+
+        def logits_of(grid: ModelGridVolume) -> torch.Tensor:
+            with grad_mode():
+                volume = torch.from_numpy(grid.array)[None, None].to(device)
+                return sliding_window_inference(volume, patch, config["batch"], head, overlap=config["overlap"],
+                                                mode=config["mode"])[0]
+
+        def windows() -> int:
             grid, _ = to_model_grid(image, meta.preprocessing, body_crop=False)
-            with torch.no_grad():
-                logits = sliding_window_inference(torch.from_numpy(grid.array)[None, None].to(device), patch, 1,
-                                                  output_head, overlap=config["overlap"], mode=config["mode"])
-            return restore(grid, values[logits[0].argmax(0).cpu()].numpy().astype(np.uint8), image, is_label=True)
+            return len(plan_windows(grid.array.shape, patch, config["overlap"]))
+    else:
+        from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+        from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
+        from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
+
+        predictor = nnUNetPredictor(tile_step_size=config["overlap"], use_gaussian=True, use_mirroring=False,
+                                    perform_everything_on_device=device != "cpu", device=torch.device(device),
+                                    verbose=False, allow_tqdm=False)
+        labels = {"background": 0, **{c.name: i + 1 for i, c in enumerate(meta.classes)}}
+        predictor.manual_initialization(head, PlansManager({"label_manager": "LabelManager"}),
+                                        ConfigurationManager({"architecture": {}, "patch_size": list(patch)}),
+                                        None, {"labels": labels}, "dcaseg-benchmark", None)
+
+        def logits_of(grid: ModelGridVolume) -> torch.Tensor:
+            return predictor.predict_sliding_window_return_logits(torch.from_numpy(grid.array)[None])
+
+        def windows() -> int:
+            grid, _ = to_model_grid(image, meta.preprocessing, body_crop=False)
+            padded = [max(n, p) for n, p in zip(grid.array.shape, patch)]
+            return int(np.prod([len(s) for s in compute_steps_for_sliding_window(padded, patch, config["overlap"])]))
+
+    def segment() -> sitk.Image:
+        grid, _ = to_model_grid(image, meta.preprocessing, body_crop=False)
+        index = logits_of(grid).argmax(0).cpu()
+        return restore(grid, values[index].numpy().astype(np.uint8), image, is_label=True)
+
+    return segment, windows
+
+
+def run_configuration(config: dict, model: Path, volume: Path, labels_out: Path, device: str, calls: int) -> dict:
+    """Segment ``volume`` one way ``calls`` times; time image-in-memory → labels-in-input-geometry."""
+    image = sitk.ReadImage(str(volume))
+    package = load_package(model)
+    engine = ours if config["engine"] == "ours" else peer
+    segment, windows = engine(config, package, image, device)
     seconds = []
-    for _ in range(2):
+    for _ in range(calls):
         start = time.perf_counter()
         labels = segment()
         seconds.append(time.perf_counter() - start)
-    if config["engine"] == "ours":
-        windows = [e for e in events if e["event"] == "progress"][-1]["total"]
-    else:
-        grid, _ = to_model_grid(image, meta.preprocessing, body_crop=False)
-        windows = len(plan_windows(grid.array.shape, patch, config["overlap"]))
     np.save(labels_out, sitk.GetArrayViewFromImage(labels))
     gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
-    return {"seconds": min(seconds), "first_seconds": seconds[0], "windows": windows,
-            "peak_rss_mib": peak_rss_mib(), "gpu_peak_mib": gpu_peak}
+    return {"seconds": min(seconds), "calls": seconds, "windows": windows(), "peak_rss_mib": peak_rss_mib(),
+            "gpu_peak_mib": gpu_peak}
 
 
 def peak_rss_mib() -> float:
@@ -194,14 +285,30 @@ def peak_rss_mib() -> float:
     return int(status.split("VmHWM:")[1].split()[0]) / 1024
 
 
-def child(config: dict, model: Path, volume: Path, labels_out: Path, device: str) -> dict:
-    """Run one configuration in a fresh process."""
+def child_environment() -> dict[str, str]:
+    """The same OpenMP wait policy for every configuration: the one ``dcaseg`` sets unless the user chose."""
+    return {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+
+
+def child(config: dict, model: Path, volume: Path, labels_out: Path, device: str, calls: int) -> dict:
+    """Run one configuration in a fresh process; a failure is reported as {"skipped": reason}."""
     command = [sys.executable, __file__, "--child", json.dumps(config), "--model", str(model), "--volume", str(volume),
-               "--labels-out", str(labels_out), "--device", device]
-    result = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+               "--labels-out", str(labels_out), "--device", device, "--calls", str(calls)]
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=child_environment())
     if result.returncode != 0:
-        raise SystemExit(f"configuration {config} failed (status {result.returncode})")
+        lines = result.stderr.strip().splitlines() or [f"status {result.returncode}"]
+        return {"skipped": lines[-1][:200]}
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def nnunet_missing() -> str | None:
+    """Why nnU-Net v2 cannot run here, or None."""
+    try:
+        import nnunetv2  # noqa: F401
+    except ImportError as error:
+        return f"nnunetv2 is not installed ({error}); pip install -e '.[bench]'"
+    return None
 
 
 def segment_file(model: Path, path: Path, device: str) -> dict:
@@ -216,7 +323,8 @@ def segment_file(model: Path, path: Path, device: str) -> dict:
     result = subprocess.run(command, stderr=subprocess.PIPE, text=True)
     if result.returncode != 0:
         raise SystemExit(f"dcaseg segment failed on {path.name}: {result.stderr.strip()[-300:]}")
-    return {"seconds": time.perf_counter() - start, "peak_rss_mib": float(result.stderr.split("peak_rss_mib")[-1].split()[0])}
+    peak = float(result.stderr.split("peak_rss_mib")[-1].split()[0])
+    return {"seconds": time.perf_counter() - start, "peak_rss_mib": peak}
 
 
 def memory_check(model: Path, folder: Path) -> dict:
@@ -236,19 +344,62 @@ def agreement(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     return float((a[mask] == b[mask]).mean())
 
 
+def machine_line(device: str) -> str:
+    """The hardware and software the figures belong to."""
+    if device.startswith("cuda"):
+        hardware = torch.cuda.get_device_name()
+    else:
+        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8") if Path("/proc/cpuinfo").exists() else ""
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+        avx512 = sorted({flag for flag in cpuinfo.split() if flag.startswith("avx512")}) or ["no AVX-512"]
+        hardware = f"{names[0] if names else platform.processor()}, {os.cpu_count()} cores, {' '.join(avx512)}"
+    versions = [f"torch {torch.__version__}"]
+    for name in ("monai", "nnunetv2"):
+        try:
+            versions.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{name} not installed")
+    policy = child_environment()["OMP_WAIT_POLICY"]
+    return f"device {device} ({hardware}); {', '.join(versions)}; OMP_WAIT_POLICY={policy}"
+
+
+def run_rounds(configs: dict[str, dict], model: Path, volume: Path, work: Path, device: str, rounds: int,
+               calls: int, seed: int) -> dict[str, dict]:
+    """Every configuration once per round, each round in a new shuffled order; per configuration the
+    best round's result, with every round's time under "rounds" (or {"skipped": reason})."""
+    order = random.Random(seed)
+    runs: dict[str, list[dict]] = {name: [] for name in configs}
+    for index in range(rounds):
+        names = list(configs)
+        order.shuffle(names)
+        print(f"round {index + 1}/{rounds}: {', '.join(names)} (load {os.getloadavg()[0]:.2f})", flush=True)
+        for name in names:
+            if not any("skipped" in run for run in runs[name]):
+                runs[name].append(child(configs[name], model, volume, work / f"{name}.npy", device, calls))
+    results = {}
+    for name, done in runs.items():
+        skipped = [run for run in done if "skipped" in run]
+        results[name] = skipped[0] if skipped else {**min(done, key=lambda run: run["seconds"]),
+                                                    "rounds": [run["seconds"] for run in done]}
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="a model package to benchmark (else fit one)")
     parser.add_argument("--skip-memory", action="store_true", help="skip the 512×512×400 memory check (CPU)")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: where both engines run")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: where every engine runs")
     parser.add_argument("--slices", type=int, default=100, help="slices of the 512×512 benchmark CT (2.5 mm)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, each configuration once per round (default 3)")
+    parser.add_argument("--calls", type=int, default=2, help="timed calls per process, the best counts (default 2)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the rounds' shuffled orders")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--volume", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--labels-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_configuration(json.loads(args.child), args.model, args.volume, args.labels_out,
-                                           args.device)))
+                                           args.device, args.calls)))
         return
 
     with tempfile.TemporaryDirectory(prefix="bench-inference-") as tmp:
@@ -264,32 +415,45 @@ def main() -> None:
         sitk.WriteImage(image, str(volume))
         body = sitk.GetArrayViewFromImage(image) > -500
         print(f"volume {image.GetSize()} at {image.GetSpacing()} mm; body voxels {body.mean():.1%}", flush=True)
-        hardware = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
-        print(f"device {args.device} ({hardware}), torch {torch.__version__}", flush=True)
-        configs = {
-            "monai-same": {"engine": "monai", "overlap": 0.5, "mode": "gaussian"},
-            "ours-same": {"engine": "ours", "overlap": 0.5, "crop": False, "precision": "fp32", "mask": False},
-            "monai-defaults": {"engine": "monai", "overlap": MONAI_DEFAULT_OVERLAP, "mode": MONAI_DEFAULT_MODE},
-            "ours-defaults": {"engine": "ours", "overlap": DEFAULT_OVERLAP, "crop": None},
-            "ours-overlap-0.25": {"engine": "ours", "overlap": 0.25, "crop": None},
-        }
-        results, labels = {}, {}
-        for name, config in configs.items():
-            results[name] = result = child(config, model, volume, work / f"{name}.npy", args.device)
-            labels[name] = np.load(work / f"{name}.npy")
+        print(machine_line(args.device), flush=True)
+        meta = load_package(model).meta
+        per_pass = default_windows_per_batch(resolve_device(args.device), int(np.prod(meta.preprocessing.patch_size)))
+        configs = configurations(per_pass)
+        missing = nnunet_missing()
+        results = {"nnunet": {"skipped": missing}} if missing else {}
+        results.update(run_rounds({k: v for k, v in configs.items() if k not in results}, model, volume, work,
+                                  args.device, args.rounds, args.calls, args.seed))
+        failed = [f"{name}: {results[name]['skipped']}" for name in configs
+                  if name != "nnunet" and "skipped" in results[name]]
+        if failed:
+            raise SystemExit("configuration failed: " + "; ".join(failed))
+        print(f"model {meta.name}: {meta.preprocessing.patch_size} windows, {per_pass} per pass at our defaults")
+        for name in configs:
+            result = results[name]
+            if "skipped" in result:
+                print(f"  {name:<15} skipped: {result['skipped']}")
+                continue
             gpu = f"  GPU peak {result['gpu_peak_mib']:6.0f} MiB" if result["gpu_peak_mib"] is not None else ""
-            print(f"  {name:<18} {result['windows']:>3} windows  {result['seconds']:7.2f} s (first call "
-                  f"{result['first_seconds']:.2f} s)  peak RSS {result['peak_rss_mib']:6.0f} MiB{gpu}", flush=True)
+            rounds = " ".join(f"{s:.2f}" for s in result["rounds"])
+            print(f"  {name:<15} {result['windows']:>4} windows  {result['seconds']:7.2f} s (rounds {rounds}; "
+                  f"calls of the best {' '.join(f'{s:.2f}' for s in result['calls'])})  "
+                  f"peak RSS {result['peak_rss_mib']:6.0f} MiB{gpu}", flush=True)
+        labels = {name: np.load(work / f"{name}.npy") for name in configs if "skipped" not in results[name]}
         reference = labels["ours-same"]
         every = np.ones_like(body)
-        differing = int((labels["monai-same"] != reference).sum())
-        foreground = (reference > 0).mean()
-        print(f"reference labels: {len(np.unique(reference)) - 1} organs, foreground {foreground:.1%} of voxels")
-        print(f"same windows: {differing} of {reference.size} voxels differ between MONAI and ours "
-              f"(agreement {agreement(labels['monai-same'], reference, every):.6f})")
-        for name in ("monai-defaults", "ours-defaults", "ours-overlap-0.25"):
-            print(f"{name}: agreement with the dense reference {agreement(labels[name], reference, body):.4f} "
-                  f"inside the body, {agreement(labels[name], reference, every):.4f} overall")
+        print(f"reference labels: {len(np.unique(reference)) - 1} organs, foreground {(reference > 0).mean():.1%}")
+        differing = int((labels["monai-matched"] != reference).sum())
+        print(f"same windows: {differing} of {reference.size} voxels differ between MONAI matched and ours")
+        for name in ("ours-defaults", "monai-defaults", "nnunet"):
+            if name in labels:
+                print(f"{name}: agreement with the dense float32 reference "
+                      f"{agreement(labels[name], reference, body):.4f} inside the body, "
+                      f"{agreement(labels[name], reference, every):.4f} overall")
+        if "nnunet" in labels:
+            nnunet = results["nnunet"]["seconds"]
+            print(f"nnU-Net v2 at the same step: time ratio nnU-Net / ours-same "
+                  f"{nnunet / results['ours-same']['seconds']:.2f}, nnU-Net / ours-defaults "
+                  f"{nnunet / results['ours-defaults']['seconds']:.2f}")
         if args.device != "cpu":
             end_to_end = segment_file(model, volume, args.device)
             print(f"end to end: dcaseg segment --device {args.device} on the 512x512x{args.slices} NIfTI in "
@@ -300,7 +464,8 @@ def main() -> None:
                   f"{memory['peak_rss_mib']:.0f} MiB = {memory['peak_rss_mib'] / memory['int16_volume_mib']:.1f}x the "
                   f"int16 volume ({memory['int16_volume_mib']:.0f} MiB), "
                   f"{memory['peak_rss_mib'] / memory['float32_volume_mib']:.1f}x as float32")
-        same = results["monai-same"]["seconds"] / results["ours-same"]["seconds"]
+        print(f"load average at the end {os.getloadavg()[0]:.2f}")
+        same = results["monai-matched"]["seconds"] / results["ours-same"]["seconds"]
         defaults = results["monai-defaults"]["seconds"] / results["ours-defaults"]["seconds"]
         print(f"same-windows speedup {same:.2f}, defaults speedup {defaults:.2f}, "
               f"agreement {agreement(labels['ours-defaults'], reference, body):.4f}")
