@@ -111,15 +111,16 @@ def to_model_grid(image: sitk.Image, preprocessing: Preprocessing, body_crop: bo
     view = lps_view(image)
     spacing = tuple(float(s) for s in preprocessing.target_spacing)
     size = covering_size(view.size, view.spacing, spacing)
-    first, count = (0, 0, 0), size
+    first: tuple[int, ...] = (0, 0, 0)
+    count = size
     if body_crop:
-        body = body_range_on_grid(image, view, spacing, size)
-        if body is None:
+        body_box = body_range_on_grid(image, view, spacing, size)
+        if body_box is None:
             warnings.append("no voxel above -500 HU, so no body to crop to (is this a CT in Hounsfield units?); "
                             "segmenting the whole volume")
         else:
             spans = [window_aligned(a, b, n, p, overlap)
-                     for (a, b), n, p in zip(body, size, preprocessing.patch_size)]
+                     for (a, b), n, p in zip(body_box, size, preprocessing.patch_size)]
             first, count = tuple(a for a, _ in spans), tuple(b - a for a, b in spans)
     direction = np.asarray(view.direction, dtype=float).reshape(3, 3)
     origin = np.asarray(view.origin, dtype=float) + direction @ (np.asarray(first) * np.asarray(spacing))

@@ -34,7 +34,7 @@ def segment_extents(labels: sitk.Image) -> dict[int, tuple[int, ...]]:
     """Voxel extent ``(i0, i1, j0, j1, k0, k1)`` (inclusive) of every non-zero label value."""
     shapes = sitk.LabelShapeStatisticsImageFilter()
     shapes.Execute(sitk.Cast(labels, sitk.sitkUInt16))
-    extents = {}
+    extents: dict[int, tuple[int, ...]] = {}
     for value in shapes.GetLabels():
         x, y, z, size_x, size_y, size_z = shapes.GetBoundingBox(value)
         extents[int(value)] = (x, x + size_x - 1, y, y + size_y - 1, z, z + size_z - 1)
