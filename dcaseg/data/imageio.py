@@ -260,6 +260,7 @@ def _check_nifti_header(path: Path, data: bool = True) -> None:
                          "place the image; fix the file's pixdim")
     if not data:
         return
+    actual: int | None
     if ext == ".nii":
         actual = path.stat().st_size
     else:
@@ -288,9 +289,10 @@ def _read_dicom_series(folder: Path) -> sitk.Image:
         raise InputError(f"{folder}: {_reason(error)}") from None
     positions = [parse_position(reader.GetMetaData(k, _IMAGE_POSITION)) if reader.HasMetaDataKey(k, _IMAGE_POSITION)
                  else None for k in range(len(files))]
-    normal = np.asarray(image.GetDirection(), float).reshape(3, 3)[:, 2]
+    normal = np.asarray(image.GetDirection(), float).reshape(3, 3)[:, 2].tolist()
+    known = [position for position in positions if position is not None]
     problem = unread_file_problem(folder, files) or (
-        gap_problem(positions, normal) if len(files) > 1 and None not in positions else None)
+        gap_problem(known, normal) if len(files) > 1 and len(known) == len(positions) else None)
     if problem:
         raise InputError(f"{folder}: {problem}")
     return image

@@ -32,13 +32,14 @@ def standard_axis_order(direction: Sequence[float]) -> tuple[int, int, int]:
     """For each LPS axis (x, y, z), the input axis that becomes it (ITK's own rule, on a 1×2×3 probe)."""
     probe = sitk.Image([1, 2, 3], sitk.sitkUInt8)
     probe.SetDirection([float(d) for d in direction])
-    sizes = to_standard_orientation(probe).GetSize()
-    return tuple(n - 1 for n in sizes)  # type: ignore[return-value]
+    x, y, z = to_standard_orientation(probe).GetSize()
+    return x - 1, y - 1, z - 1
 
 
 def standard_spacing(spacing: Sequence[float], direction: Sequence[float]) -> tuple[float, float, float]:
     """The voxel spacing (x, y, z) an image of ``spacing`` and ``direction`` has once in LPS order."""
-    return tuple(float(spacing[axis]) for axis in standard_axis_order(direction))  # type: ignore[return-value]
+    x, y, z = standard_axis_order(direction)
+    return float(spacing[x]), float(spacing[y]), float(spacing[z])
 
 
 @dataclass(frozen=True)
@@ -66,11 +67,13 @@ class LpsView:
 def lps_view(image: sitk.Image) -> LpsView:
     """``image``'s geometry in LPS axis order (see ``LpsView``)."""
     axes = standard_axis_order(image.GetDirection())
+    ax, ay, az = axes
     matrix = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
-    flipped = tuple(bool(matrix[k, axes[k]] < 0) for k in range(3))
+    flipped = (bool(matrix[0, ax] < 0), bool(matrix[1, ay] < 0), bool(matrix[2, az] < 0))
+    size, spacing = image.GetSize(), image.GetSpacing()
     corner = [0, 0, 0]
     for k, axis in enumerate(axes):
-        corner[axis] = image.GetSize()[axis] - 1 if flipped[k] else 0
+        corner[axis] = size[axis] - 1 if flipped[k] else 0
     columns = np.stack([matrix[:, axis] * (-1.0 if flip else 1.0) for axis, flip in zip(axes, flipped)], axis=1)
-    return LpsView(tuple(image.GetSize()[a] for a in axes), tuple(image.GetSpacing()[a] for a in axes),  # type: ignore[arg-type]
-                   image.TransformIndexToPhysicalPoint(corner), tuple(columns.ravel().tolist()), axes, flipped)  # type: ignore[arg-type]
+    return LpsView((size[ax], size[ay], size[az]), (spacing[ax], spacing[ay], spacing[az]),
+                   image.TransformIndexToPhysicalPoint(corner), tuple(columns.ravel().tolist()), axes, flipped)

@@ -20,7 +20,7 @@ from ..errors import InputError
 from .imageio import write_image_atomic
 from .phantom_anatomy import CLASS_NAMES, ORGANS, REFERENCE_CENTER_Z, REFERENCE_FIELD, body_radius, label_map
 from .phantom_ct import render_ct
-from .phantom_shapes import Grid, Placement
+from .phantom_shapes import Grid, Placement, Vec3
 from .phantom_varied import varied_case
 
 DEFAULT_SIZE = (96, 96, 50)
@@ -40,9 +40,7 @@ def phantom_case(seed: int, index: int, size: tuple[int, int, int] = DEFAULT_SIZ
     """One synthetic case: (CT image in int16 HU, uint8 organ labels) on the same grid."""
     rng = np.random.default_rng([seed, index])
     grid = _case_grid(rng, size, spacing)
-    places = {organ.label: Placement(float(rng.uniform(0.92, 1.08)),
-                                     tuple(float(v) for v in np.clip(rng.normal(0.0, 2.5, 3), -5.0, 5.0)))
-              for organ in ORGANS}
+    places = {organ.label: Placement(float(rng.uniform(0.92, 1.08)), _random_shift(rng)) for organ in ORGANS}
     radius = body_radius(grid)
     labels = label_map(grid, places, radius)
     hu = render_ct(grid, labels, radius, rng, spacing)
@@ -76,6 +74,12 @@ def make_phantom(out: str | Path, cases: int, labeled: int, seed: int,
     return ids
 
 
+def _random_shift(rng: np.random.Generator) -> Vec3:
+    """An organ's shift (mm) for one case: normal, sd 2.5 mm, clipped to ±5 mm per axis."""
+    x, y, z = (float(v) for v in np.clip(rng.normal(0.0, 2.5, 3), -5.0, 5.0))
+    return x, y, z
+
+
 def _case_grid(rng: np.random.Generator, size: tuple[int, int, int],
                spacing: tuple[float, float, float]) -> Grid:
     """Reference-frame coordinates of every voxel, with per-case body scaling and deformation."""
@@ -84,10 +88,10 @@ def _case_grid(rng: np.random.Generator, size: tuple[int, int, int],
     fit = (fit_xy, fit_xy, field[2] / REFERENCE_FIELD[2])
     body = (rng.uniform(0.93, 1.03), rng.uniform(0.93, 1.03), rng.uniform(0.95, 1.05))
     centre = (0.0, 0.0, REFERENCE_CENTER_Z + rng.uniform(-8.0, 8.0))
-    axes = tuple(((np.arange(n) - (n - 1) / 2.0) * s / (f * b) + c).astype(np.float32)
-                 for n, s, f, b, c in zip(size, spacing, fit, body, centre))
+    axis_x, axis_y, axis_z = (((np.arange(n) - (n - 1) / 2.0) * s / (f * b) + c).astype(np.float32)
+                              for n, s, f, b, c in zip(size, spacing, fit, body, centre))
     shape = (size[2], size[1], size[0])
-    x, y, z = axes[0][None, None, :], axes[1][None, :, None], axes[2][:, None, None]
+    x, y, z = axis_x[None, None, :], axis_y[None, :, None], axis_z[:, None, None]
     coords = []
     for _ in range(3):
         displacement = np.zeros(shape, dtype=np.float32)
@@ -98,7 +102,7 @@ def _case_grid(rng: np.random.Generator, size: tuple[int, int, int],
                        for a, w, p in zip((x, y, z), wavelengths, phases)]
             displacement += (DEFORMATION_MM / 2.0) * factors[0] * factors[1] * factors[2]
         coords.append(displacement)
-    return Grid(x + coords[0], y + coords[1], z + coords[2], axes, DEFORMATION_MM)
+    return Grid(x + coords[0], y + coords[1], z + coords[2], (axis_x, axis_y, axis_z), DEFORMATION_MM)
 
 
 def _validate(out: Path, cases: int, labeled: int, seed: int, size: tuple[int, ...],

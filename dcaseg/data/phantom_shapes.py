@@ -80,11 +80,11 @@ class Ellipsoid:
     def contains(self, coords: tuple[np.ndarray, ...], place: Placement) -> np.ndarray:
         offsets = [g - float(c + s) for g, c, s in zip(coords, self.center, place.shift)]
         axes = rotation(self.yaw, self.tilt)
-        total = 0.0
+        squares = []
         for k, radius in enumerate(self.radii):
             local = sum(offsets[i] * axes[i][k] for i in range(3) if abs(axes[i][k]) > 1e-12)
-            total = total + np.square(local * (1.0 / (radius * place.scale)))
-        return total <= 1.0
+            squares.append(np.square(local * (1.0 / (radius * place.scale))))
+        return squares[0] + squares[1] + squares[2] <= 1.0
 
 
 @dataclass(frozen=True)

@@ -88,8 +88,8 @@ def normalise_intensity(array: np.ndarray, intensity: Mapping[str, Any]) -> np.n
 
 def resampled_size(image: sitk.Image, spacing: Sequence[float]) -> tuple[int, int, int]:
     """Grid size (x, y, z) covering the same extent as ``image`` at ``spacing``."""
-    return tuple(max(1, int(round(n * s / t)))
-                 for n, s, t in zip(image.GetSize(), image.GetSpacing(), spacing))  # type: ignore[return-value]
+    x, y, z = (max(1, int(round(n * s / t))) for n, s, t in zip(image.GetSize(), image.GetSpacing(), spacing))
+    return x, y, z
 
 
 def resample(image: sitk.Image, spacing: Sequence[float], is_label: bool = False,

@@ -48,7 +48,7 @@ def parse_position(text: str) -> tuple[float, float, float] | None:
         values = tuple(float(part) for part in text.strip().split("\\"))
     except ValueError:
         return None
-    return values if len(values) == 3 and all(math.isfinite(v) for v in values) else None  # type: ignore[return-value]
+    return values if len(values) == 3 and all(math.isfinite(v) for v in values) else None
 
 
 def _looks_like_dicom(entry: os.DirEntry) -> bool:
