@@ -45,7 +45,7 @@ def sweep_once(folder: Path) -> None:
 def remove_stale_temps(folder: Path, now: float | None = None) -> list[Path]:
     """Remove the temporary files (or staging folders) in ``folder`` whose writer is gone; return them."""
     now = time.time() if now is None else now
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:

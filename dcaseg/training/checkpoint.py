@@ -21,7 +21,10 @@ CHECKPOINT_VERSION = 1
 def rng_state() -> dict[str, Any]:
     """The random states of Python, NumPy's legacy generator and torch, in weights-only-loadable form."""
     version, internal, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = np.random.get_state()
+    if not isinstance(numpy_state, tuple):  # a dict when the legacy generator is not MT19937
+        raise TypeError("NumPy's global random generator is not MT19937; its state cannot be saved")
+    kind, keys, pos, has_gauss, cached = numpy_state
     state: dict[str, Any] = {
         "python": [version, torch.tensor(internal, dtype=torch.int64), gauss],
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],

@@ -11,16 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from ..anatomy import organ_color, organ_snomed
+from ..atomic import write_json_atomic
 from ..data.cache import PreprocessSettings, median_spacing
 from ..data.dataset import Case, require_trainable, scan_dataset
 from ..data.preprocess import default_intensity
 from ..events import Reporter
-from ..grouping import count_voxels, log_gap_grouping
-from ..grouping import GROUP_NAMES
+from ..grouping import GROUP_NAMES, count_voxels, log_gap_grouping
 from ..nets import SINGLE_DECODER, ArchitectureConfig
 from ..package import ClassInfo, ModelPackage, Preprocessing, expert_classes_from_groups, load_package
 from .config import TrainConfig
-from ..atomic import write_json_atomic
 from .run_folder import RunFolder, read_json, resolve_split
 from .split_file import read_split_file
 
@@ -48,8 +47,8 @@ class TrainingPlan:
 
     def cache_settings(self) -> PreprocessSettings:
         p = self.preprocessing
-        return PreprocessSettings(tuple(p.target_spacing), p.intensity, self.label_values,  # type: ignore[arg-type]
-                                  p.body_crop, p.modality)
+        x, y, z = p.target_spacing
+        return PreprocessSettings((x, y, z), p.intensity, self.label_values, p.body_crop, p.modality)
 
     def files(self, key: str) -> list[Path]:
         """Image and label files of the cases in split ``key``."""
@@ -125,9 +124,9 @@ def _preprocessing(config: TrainConfig, labeled_images: list[Path], initial: Mod
     if initial is not None:
         p = initial.meta.preprocessing
         return Preprocessing(p.target_spacing, config.patch_size, p.modality, p.intensity, p.body_crop)
-    spacing = config.target_spacing or median_spacing(labeled_images, config.min_spacing)
-    return Preprocessing(tuple(spacing), config.patch_size, config.modality,  # type: ignore[arg-type]
-                         default_intensity(config.modality), config.body_crop)
+    x, y, z = config.target_spacing or median_spacing(labeled_images, config.min_spacing)
+    return Preprocessing((x, y, z), config.patch_size, config.modality, default_intensity(config.modality),
+                         config.body_crop)
 
 
 def _architecture(config: TrainConfig, classes: list[ClassInfo], groups: dict[str, list[int]],

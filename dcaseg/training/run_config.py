@@ -47,8 +47,8 @@ def read_run_config(path: Path) -> StoredRun:
     if any(s <= 0 for s in stored["target_spacing"]):
         raise InputError(f"{path}: 'target_spacing' must be positive, got {stored['target_spacing']}")
     init_from = stored.get("init_from")
-    return StoredRun(Path(stored["data"]), TrainConfig.from_dict(train),
-                     tuple(float(s) for s in stored["target_spacing"]),  # type: ignore[arg-type]
+    x, y, z = (float(s) for s in stored["target_spacing"])
+    return StoredRun(Path(stored["data"]), TrainConfig.from_dict(train), (x, y, z),
                      Path(init_from) if init_from else None)
 
 

@@ -12,6 +12,7 @@ import datetime
 import json
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,7 +90,7 @@ def _write_holder(descriptor: int) -> None:
     os.write(descriptor, json.dumps(note).encode("utf-8"))
 
 
-if os.name == "nt":
+if sys.platform == "win32":
     import msvcrt
 
     def _try_lock(descriptor: int) -> bool:
