@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,7 +233,9 @@ class Trainer:
         network.to(self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed patch shapes: let cuDNN time and keep its fastest kernels
-        memory_format = torch.channels_last_3d if config.channels_last and self.device.type == "cuda" \
+        # channels_last_3d also on CPU: oneDNN's convolution backward at few channels is several
+        # times faster in it (benchmarks/RESULTS.md, "Throughput")
+        memory_format = torch.channels_last_3d if config.channels_last and self.device.type in ("cuda", "cpu") \
             else torch.contiguous_format
         network = network.to(memory_format=memory_format)
         optimizer = make_optimizer(network, config)
@@ -265,7 +268,11 @@ class Trainer:
         model = wrap(network, self.ctx, self.device)
         model.train()
         reporter.stage("train")
-        with StopRequest(self.run_folder.path) as stop:
+        with StopRequest(self.run_folder.path) as stop, warnings.catch_warnings():
+            # In channels_last_3d the CPU's 1×1×1 kernels return their gradients in other strides
+            # of the same memory order; DistributedDataParallel copies them into its buckets and
+            # would warn about it once.
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
             return self._loop(plan, network, model, optimizer, scaler, sampler, validator, start, best,
                               stop, memory_format, use_amp)
 
