@@ -26,7 +26,8 @@ from .errors import DcaError
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 COMMANDS = (
-    "params", "groups", "info", "devices", "evaluate", "prepare", "phantom", "dataset", "train", "demo", "ablate", "segment", "rank",
+    "params", "groups", "info", "devices", "evaluate", "prepare", "phantom", "dataset", "train", "demo", "ablate",
+    "segment", "rank",
 )
 
 SIGTERM_AS_INTERRUPT = ("segment",)

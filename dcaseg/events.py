@@ -66,7 +66,8 @@ def file_sink(path: str | Path) -> Sink:
     return append
 
 
-def progress_bar_sink(stream: TextIO = sys.stderr, width: int = 30, clock: Callable[[], float] = time.monotonic) -> Sink:
+def progress_bar_sink(stream: TextIO = sys.stderr, width: int = 30,
+                      clock: Callable[[], float] = time.monotonic) -> Sink:
     """Draw progress events as a one-line bar with rate and time left; warnings and errors on their own lines."""
     started: dict[str, tuple[float, int]] = {}  # stage -> (time, done) of its first progress event
 

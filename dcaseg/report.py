@@ -18,7 +18,6 @@ from .grouping import GROUP_NAMES, group_color_hex  # noqa: E402
 from .package import ModelMeta  # noqa: E402
 
 
-
 def dice_table(columns: Mapping[str, Mapping[str, Any]], groups_by_organ: Mapping[str, str]) -> str:
     """A markdown table: organ, group, then one Dice column per output; the group means and the mean.
 

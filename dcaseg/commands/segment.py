@@ -20,12 +20,21 @@ from ..aliasing import check_apart, check_output_folder, entry_holding
 from ..data.imageio import GeometryWarning, image_extension, strip_image_extension, write_image_atomic
 from ..errors import DcaError, InputError
 from ..events import Reporter, reporter_for
+from ..grouping import GROUP_NAMES
 from ..inference import DEFAULT_OVERLAP, Prediction, Predictor
 from ..inference.devices import DEVICE_CHOICES, PRECISIONS, resolve_device, use_all_cpu_cores
-from ..grouping import GROUP_NAMES
 from ..outputs.dicom_seg import check_sources, read_source_series
-from ..outputs.formats import (EXTENSIONS_HELP, FOLDER_EXTENSIONS, OUTPUT_KEYS, SEGMENTATION_KEYS, format_paths,
-                               output_format, output_stem, parse_formats, write_format)
+from ..outputs.formats import (
+    EXTENSIONS_HELP,
+    FOLDER_EXTENSIONS,
+    OUTPUT_KEYS,
+    SEGMENTATION_KEYS,
+    format_paths,
+    output_format,
+    output_stem,
+    parse_formats,
+    write_format,
+)
 
 HELP = "segment organs in a CT (file, DICOM folder or folder of volumes) with a model package"
 MAPS_EXTENSION = ".nii.gz"

@@ -23,7 +23,8 @@ HELP = "train a DCA model on a dataset folder (labeled + unlabeled cases) into a
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", nargs="?", type=Path, metavar="DATA",
                         help="dataset folder (plain images/ + labels/ or nnU-Net raw); optional on --resume")
-    parser.add_argument("--run", "--run-dir", dest="run_dir", type=Path, help="run folder (config, split, events, checkpoints, model)")
+    parser.add_argument("--run", "--run-dir", dest="run_dir", type=Path,
+                        help="run folder (config, split, events, checkpoints, model)")
     parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN",
                         help="continue the run in --run (or RUN) at its last checkpoint: same iteration, "
                              "lr, λ and random state")

@@ -20,7 +20,8 @@ from typing import Any
 from ..errors import InputError
 
 MAX_LABEL_VALUE = 65535   # what a model package holds
-EXAMPLES = '{"1": "spleen"}, {"labels": {"0": "background", "1": "spleen"}} or {"labels": {"background": 0, "spleen": 1}}'
+EXAMPLES = ('{"1": "spleen"}, {"labels": {"0": "background", "1": "spleen"}} '
+            'or {"labels": {"background": 0, "spleen": 1}}')
 
 
 class _RepeatedKey(ValueError):

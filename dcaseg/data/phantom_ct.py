@@ -7,7 +7,14 @@ import numpy as np
 from scipy import ndimage
 
 from .phantom_anatomy import (
-    FAT_THICKNESS, LUNG_BASES, MUSCLE_THICKNESS, MUSCLES, ORGANS, POSTERIOR_ARCH, SPINAL_CANAL, VERTEBRA,
+    FAT_THICKNESS,
+    LUNG_BASES,
+    MUSCLE_THICKNESS,
+    MUSCLES,
+    ORGANS,
+    POSTERIOR_ARCH,
+    SPINAL_CANAL,
+    VERTEBRA,
     layer_limit,
 )
 from .phantom_shapes import Grid, solid_mask

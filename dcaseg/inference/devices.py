@@ -10,7 +10,6 @@ import torch
 
 from ..errors import InputError
 
-
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
 
 

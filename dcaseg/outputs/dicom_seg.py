@@ -15,10 +15,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from .. import __version__
-from ..terminology import ANATOMICAL_STRUCTURE
 from ..atomic import atomic_write
 from ..errors import DcaError, InputError
 from ..package import ClassInfo, ModelMeta
+from ..terminology import ANATOMICAL_STRUCTURE
 
 DICOM_SEG_EXTENSION = ".dcm"
 INSTALL_HINT = "pip install 'dcaseg[dicom]'"
