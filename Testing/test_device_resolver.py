@@ -70,7 +70,7 @@ def test_without_a_preset_train_takes_the_devices_and_says_which(tmp_path) -> No
     assert preset_for_device("cpu") == preset_for_device("mps") == "cpu-demo"
     data = small_phantom(tmp_path / "data")
     done = dcaseg("train", str(data), "--run", str(tmp_path / "run"), "--device", "cpu", "--iterations", "1",
-                  "--val-every", "1", "--progress", "none")
+                  "--val-every", "1")
     assert done.returncode == 0, done.stderr
     assert "preset cpu-demo (chosen for cpu; --preset picks another)" in done.stderr
     config = json.loads((tmp_path / "run" / "config.json").read_text(encoding="utf-8"))

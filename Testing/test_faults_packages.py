@@ -28,13 +28,23 @@ BUNDLED = ROOT / "DCASegmentation" / "Resources" / "Models"
 PEAK_MIB = 500
 OVERFLOW = "<1e999>"  # written as 1e999, a number Python reads as infinity
 TORCH_FREE = ("torch", "safetensors", "nibabel", "scipy", "matplotlib")
+# A child's own peak resident memory (MiB). Linux: VmHWM of its address space (ru_maxrss would
+# carry the forking parent's peak across exec); elsewhere ru_maxrss.
+PEAK_OF_THIS_PROCESS = """
+def peak_mib():
+    import resource, sys
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
+"""
 # Runs `dcaseg info PATH` in a fresh interpreter and prints its own peak resident memory (MiB).
-INFO_WITH_PEAK = """
-import resource, sys
+INFO_WITH_PEAK = PEAK_OF_THIS_PROCESS + """
+import sys
 from dcaseg.cli import main
 status = main(["info", sys.argv[1]])
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
-print(f"peak_mib {peak:.0f}")
+print(f"peak_mib {peak_mib():.0f}")
 sys.exit(status)
 """
 
@@ -202,14 +212,13 @@ def test_model_list_without_torch_shows_good_packages_and_the_reasons_for_bad_on
     for kind in ("encrypted-entry", "unsupported-compression", "symlinked-preview"):
         package, reason = hostile_package(kind, tiny_model, user)
         expected[package.name] = reason
-    child = (f"import json, resource, sys\n"
+    child = (PEAK_OF_THIS_PROCESS + "import json, sys\n"
              f"for name in {TORCH_FREE!r}: sys.modules[name] = None\n"
              f"sys.path[:0] = [{str(ROOT / 'DCASegmentation')!r}, {str(ROOT)!r}]\n"
              "from pathlib import Path\n"
              "from DCASegmentationLib.model_registry import ModelRegistry\n"
              f"entries = ModelRegistry(Path({str(user)!r}), (Path({str(BUNDLED)!r}),)).list_models()\n"
-             "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == 'darwin' else 2**10)\n"
-             "print(json.dumps({'peak_mib': peak, 'entries': [[e.key, e.bundled, e.meta is not None, e.problem]"
+             "print(json.dumps({'peak_mib': peak_mib(), 'entries': [[e.key, e.bundled, e.meta is not None, e.problem]"
              " for e in entries]}))\n")
     result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ..grouping import GROUP_NAMES
-from ..package import load_package
+from ..package_meta import read_meta
 
 HELP = "summarise a model package (classes, groups, preprocessing, provenance)"
 
@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    read_meta(args.model)  # a bad model.json is refused before torch is imported
+    from ..package import load_package
+
     package = load_package(args.model)
     meta = package.meta
     if args.json:

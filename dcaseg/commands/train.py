@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)  # an unknown or absent device is refused before any work or worker starts
     if not args.resume and args.preset is None:
         args.preset = preset_for_device(device.type)
-        print(f"preset {args.preset} (chosen for {device}; --preset picks another)", file=sys.stderr)
+        if args.progress == "bar":
+            print(f"preset {args.preset} (chosen for {device}; --preset picks another)", file=sys.stderr)
     if not args.resume and args.data is None:
         raise InputError("give the dataset folder DATA (only --resume can do without it)")
     if args.data is not None:
