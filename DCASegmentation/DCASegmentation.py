@@ -15,8 +15,12 @@ import slicer
 import vtk
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
-from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
-                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
 from slicer.util import VTKObservationMixin
 
 if importlib.util.find_spec("dcaseg") is None:  # running from a source checkout via "additional module paths"
@@ -25,10 +29,10 @@ if importlib.util.find_spec("dcaseg") is None:  # running from a source checkout
         sys.path.append(str(_SOURCE_ROOT))
 
 from DCASegmentationLib import dependencies  # noqa: E402
-from DCASegmentationLib.module_reload import forget_modules  # noqa: E402
 from DCASegmentationLib.attention import OverlayDisplay, show_overlays  # noqa: E402
 from DCASegmentationLib.device_info import DeviceQuery  # noqa: E402
 from DCASegmentationLib.model_registry import ModelRegistry  # noqa: E402
+from DCASegmentationLib.module_reload import forget_modules  # noqa: E402
 from DCASegmentationLib.parameters import OPACITY_RANGE, OVERLAP_RANGE, SegmentChoices  # noqa: E402
 from DCASegmentationLib.segment_runner import SegmentOutcome, SegmentRequest, SegmentRun  # noqa: E402
 
@@ -167,7 +171,8 @@ class DCASegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ready = bool(self._parameterNode and self._parameterNode.inputVolume and self._parameterNode.modelKey)
         self.ui.segmentButton.enabled = running or ready
         self.ui.importModelButton.enabled = not running
-        self.ui.show3DButton.setSegmentationNode(self._parameterNode.outputSegmentation if self._parameterNode else None)
+        segmentation = self._parameterNode.outputSegmentation if self._parameterNode else None
+        self.ui.show3DButton.setSegmentationNode(segmentation)
 
     # ------------------------------------------------------------------ models and devices
 

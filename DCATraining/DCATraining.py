@@ -17,8 +17,12 @@ import slicer
 import vtk
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
-from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
-                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
 from slicer.util import VTKObservationMixin
 
 if importlib.util.find_spec("dcaseg") is None:  # running from a source checkout via "additional module paths"
@@ -254,7 +258,8 @@ class DCATrainingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         with slicer.util.tryWithErrorDisplay(_("The correction was not saved."), waitCursor=True):
             saved = self.logic.saveCorrection(self._parameterNode)
-            kept = _(" (earlier label kept in {path})").format(path=saved.previous_label) if saved.previous_label else ""
+            kept = _(" (earlier label kept in {path})").format(path=saved.previous_label) \
+                if saved.previous_label else ""
             self.report(_("Saved {label}{kept}.").format(label=saved.label_path, kept=kept))
 
     def onRank(self) -> None:
@@ -485,5 +490,6 @@ class DCATrainingTest(ScriptedLoadableModuleTest):
         self.assertEqual(saved.case_id, "phantom_002")
         written = slicer.util.loadLabelVolume(str(saved.label_path))
         self.assertTrue(np.array_equal(slicer.util.arrayFromVolume(written), mask * 6))
-        self.assertEqual(json.loads((run / "split.json").read_text(encoding="utf-8"))["labeled"], ["phantom_001", "phantom_002"])
+        split = json.loads((run / "split.json").read_text(encoding="utf-8"))
+        self.assertEqual(split["labeled"], ["phantom_001", "phantom_002"])
         self.delayDisplay("Test passed")

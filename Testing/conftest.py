@@ -25,9 +25,9 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of a saved package (folder) holding a random-weight n_filters=4 DCANet for the 14 classes."""
     import torch
+    from support import random_network, tiny_model_meta
 
     from dcaseg.package import save_package
-    from support import random_network, tiny_model_meta
 
     meta = tiny_model_meta()
     torch.manual_seed(0)

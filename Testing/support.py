@@ -25,7 +25,8 @@ REALCT_LABEL = REALCT / "tsA_ct_sm_noncontrast_label.nii.gz"
 def tiny_model_meta() -> ModelMeta:
     """Metadata of a 14-class abdominal model: n_filters 4, 3 mm spacing, 32³ patches."""
     names = json.loads((REALCT / "labelmap_abd14.json").read_text(encoding="utf-8"))
-    classes = [ClassInfo(int(v), name, organ_color(name, int(v))) for v, name in sorted(names.items(), key=lambda i: int(i[0]))]
+    ordered = sorted(names.items(), key=lambda i: int(i[0]))
+    classes = [ClassInfo(int(v), name, organ_color(name, int(v))) for v, name in ordered]
     groups = group_label_files([REALCT_LABEL], classes=[c.value for c in classes]).as_dict()
     architecture = ArchitectureConfig(num_classes=len(classes) + 1, n_filters=4,
                                       expert_classes=expert_classes_from_groups(groups, classes))

@@ -80,4 +80,5 @@ def test_noise_replaced_volume_ranks_first_by_either_score(tiny_model, dataset, 
     missing = subprocess.run([sys.executable, "-m", "dcaseg", "rank", str(tmp_path / "nothing"), "-m",
                               str(tiny_model)], capture_output=True, text=True, check=False)
     assert missing.returncode == 2
-    assert missing.stderr.strip().splitlines() == [f"dcaseg rank: error: {tmp_path / 'nothing'}: no such file or folder"]
+    expected = f"dcaseg rank: error: {tmp_path / 'nothing'}: no such file or folder"
+    assert missing.stderr.strip().splitlines() == [expected]

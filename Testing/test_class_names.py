@@ -7,13 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from training_helpers import small_phantom
 
 from dcaseg.cli import main
 from dcaseg.data.class_names import read_class_names
 from dcaseg.data.phantom_anatomy import CLASS_NAMES
 from dcaseg.errors import InputError
 from dcaseg.package import load_package
-from training_helpers import small_phantom
 
 MSD_LABELS = {"0": "background", **{str(v): n for v, n in CLASS_NAMES.items()}}
 MALFORMED = {

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import REALCT_IMAGE
+from training_helpers import small_phantom
 
 from dcaseg.errors import InputError
 from dcaseg.inference.devices import mps_available, resolve_device
 from dcaseg.training.config import preset
 from dcaseg.training.trainer import Trainer, TrainRequest
-from support import REALCT_IMAGE
-from training_helpers import small_phantom
 
 REPO = Path(__file__).resolve().parents[1]
 ABSENT = [name for name, present in (("mps", mps_available()), ("cuda", torch.cuda.is_available())) if not present]
@@ -35,7 +35,8 @@ def error_of(result: subprocess.CompletedProcess, command: str) -> str:
 
 
 def test_vocabulary() -> None:
-    assert resolve_device("cpu") == resolve_device(" CPU ") == resolve_device(torch.device("cpu")) == torch.device("cpu")
+    cpu = torch.device("cpu")
+    assert resolve_device("cpu") == resolve_device(" CPU ") == resolve_device(cpu) == cpu
     expected = "cuda" if torch.cuda.is_available() else "mps" if mps_available() else "cpu"
     assert resolve_device("auto").type == resolve_device().type == expected
     for name in ("tpu", "cuda:x", "meta", ""):

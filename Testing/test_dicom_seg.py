@@ -12,8 +12,8 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from pydicom.uid import SegmentationStorage
 from dicom_series import write_ct_series
+from pydicom.uid import SegmentationStorage
 from support import REALCT_IMAGE
 
 from dcaseg import __version__

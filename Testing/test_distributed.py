@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import torch
+from training_helpers import read_events, small_phantom
 
 from dcaseg.nets import ArchitectureConfig, DCANet
 from dcaseg.training.checkpoint import load_checkpoint
-from training_helpers import read_events, small_phantom
 
 
 def test_two_cpu_processes_step_in_lockstep_and_only_rank0_writes(tmp_path: Path) -> None:

@@ -13,11 +13,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from hostile_packages import (
+    copy_package,
+    deeply_nested,
+    stored,
+    with_model_json_text,
+    with_weights,
+    write_zip,
+    zeros_deflated,
+)
 
 from dcaseg.cli import main as dcaseg_main
 from dcaseg.errors import PackageError
-from hostile_packages import (copy_package, deeply_nested, stored, with_model_json_text, with_weights,
-                              write_zip, zeros_deflated)
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "DCASegmentation") not in sys.path:

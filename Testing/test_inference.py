@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-from scipy import ndimage
-from support import REALCT_IMAGE, rotation, tiny_model_meta
 from monai.data.utils import compute_importance_map, dense_patch_slices
 from monai.inferers import sliding_window_inference
+from scipy import ndimage
+from support import REALCT_IMAGE, rotation, tiny_model_meta
 
 from dcaseg.data.imageio import read_image
 from dcaseg.data.preprocess import body_mask

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from dcaseg.labelsplit import fuse_expert_logits, label_split
-from dcaseg.training.losses import dice_ce_loss, pseudo_labels, ramp_weight, soft_dice_loss
 from dcaseg.nets import DCAOutput
+from dcaseg.training.losses import dice_ce_loss, pseudo_labels, ramp_weight, soft_dice_loss
 
 GROUPS = {"head": [2], "medium": [1, 4], "tail": [3]}
 

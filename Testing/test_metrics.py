@@ -13,8 +13,17 @@ import SimpleITK as sitk
 from scipy.spatial.distance import cdist
 
 from dcaseg.errors import InputError
-from dcaseg.metrics import (ABSENT_IN_BOTH, MISSING_IN_PREDICTION, MISSING_IN_REFERENCE, OK, dice_per_organ,
-                            evaluate_arrays, evaluate_pair, mean_dice, score_masks)
+from dcaseg.metrics import (
+    ABSENT_IN_BOTH,
+    MISSING_IN_PREDICTION,
+    MISSING_IN_REFERENCE,
+    OK,
+    dice_per_organ,
+    evaluate_arrays,
+    evaluate_pair,
+    mean_dice,
+    score_masks,
+)
 
 REALCT = Path(__file__).parent / "Data" / "realct"
 

@@ -75,7 +75,8 @@ def test_ablation_switches_build_the_intended_networks():
     stacks = {g: sum(p.numel() for p in symmetric.experts[g].convs.parameters()) for g in GROUPS_5}
     assert stacks["head"] == stacks["medium"] == stacks["tail"]
     head_conv = tiny().experts["head"].convs[0][0]
-    assert head_conv.dilation == (2, 2, 2) and tiny(experts="symmetric").experts["head"].convs[0][0].dilation == (1, 1, 1)
+    assert head_conv.dilation == (2, 2, 2)
+    assert tiny(experts="symmetric").experts["head"].convs[0][0].dilation == (1, 1, 1)
     depth = tiny(experts="depth-only")
     assert depth.experts["head"].convs[0][0].dilation == (1, 1, 1)
     assert len(depth.experts["tail"].convs[0]) == 4 * 3

@@ -16,8 +16,15 @@ import torch
 from dcaseg.anatomy import organ_color, organ_snomed
 from dcaseg.errors import PackageError
 from dcaseg.nets import ArchitectureConfig, DCANet
-from dcaseg.package import (ClassInfo, ModelMeta, Preprocessing, expert_classes_from_groups, load_package,
-                            read_meta, save_package)
+from dcaseg.package import (
+    ClassInfo,
+    ModelMeta,
+    Preprocessing,
+    expert_classes_from_groups,
+    load_package,
+    read_meta,
+    save_package,
+)
 
 NAMES = {1: "spleen", 2: "kidney_right", 6: "liver", 12: "adrenal_gland_right"}
 GROUPS = {"head": [6], "medium": [1, 2], "tail": [12]}

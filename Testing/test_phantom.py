@@ -15,7 +15,8 @@ from dcaseg.errors import InputError
 
 REALCT = Path(__file__).parent / "Data" / "realct"
 REPO = Path(__file__).resolve().parents[1]
-NAMES = {int(k): v for k, v in json.loads((REALCT / "labelmap_abd14.json").read_text(encoding="utf-8")).items() if int(k) <= 13}
+NAMES = {int(k): v for k, v in json.loads((REALCT / "labelmap_abd14.json").read_text(encoding="utf-8")).items()
+         if int(k) <= 13}
 # Share of the foreground (%) the brief asks for, as (low, high).
 SHARE_RANGES = {
     "liver": (50, 62), "spleen": (9, 16), "stomach": (5, 9), "kidney_right": (4.5, 8), "kidney_left": (4.5, 8),

@@ -53,8 +53,9 @@ def test_slicer_call_writes_labels_and_attention_and_only_json_on_stdout(tiny_mo
     events = events_of(result)
     done = events[-1]
     assert done["event"] == "done"
-    assert done["outputs"] == {"labels": str(out), **{f"attention_{g}": str(tmp_path / "result" / f"out_attention_{g}.nii.gz")
-                                                      for g in ("head", "medium", "tail")}}
+    attention = {f"attention_{g}": str(tmp_path / "result" / f"out_attention_{g}.nii.gz")
+                 for g in ("head", "medium", "tail")}
+    assert done["outputs"] == {"labels": str(out), **attention}
     assert [c["value"] for c in done["classes"]] == list(range(1, 15))
     progress = [e for e in events if e["event"] == "progress"]
     assert progress and progress[-1]["stage"] == "windows" and progress[-1]["done"] == progress[-1]["total"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import SimpleITK as sitk
+from training_helpers import SMALL_SIZE, SMALL_SPACING, folder_digest, read_events, small_phantom
 
 from dcaseg.cli import main
 from dcaseg.data.imageio import write_image_atomic
@@ -15,7 +16,6 @@ from dcaseg.errors import InputError
 from dcaseg.package import load_package
 from dcaseg.training.config import PRESETS, TrainConfig, preset
 from dcaseg.training.trainer import Trainer, TrainRequest
-from training_helpers import SMALL_SIZE, SMALL_SPACING, folder_digest, read_events, small_phantom
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from training_helpers import small_phantom
 
 from dcaseg.data.augment import augment
 from dcaseg.data.cache import CachedCase, PreprocessCache, PreprocessSettings
@@ -16,7 +17,6 @@ from dcaseg.nets import ArchitectureConfig, DCANet
 from dcaseg.training.batchnorm import recalibrate_batch_norm
 from dcaseg.training.config import AugmentConfig
 from dcaseg.training.run_folder import resolve_split
-from training_helpers import small_phantom
 
 CT = {"mode": "ct-window", "window": [-75.0, 275.0]}
 VALUES = tuple(range(14))

@@ -29,4 +29,5 @@ def folder_digest(root: Path) -> str:
 
 
 def read_events(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "events.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = (run / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]

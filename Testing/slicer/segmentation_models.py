@@ -5,11 +5,11 @@ import json
 from pathlib import Path
 
 import torch
+from support import random_network
 
 from dcaseg.anatomy import organ_color, organ_snomed
 from dcaseg.nets import ArchitectureConfig
 from dcaseg.package import ClassInfo, ModelMeta, Preprocessing, expert_classes_from_groups, save_package
-from support import random_network
 
 REALCT = Path(__file__).resolve().parents[1] / "Data" / "realct"
 CT_IMAGE = REALCT / "tsA_ct_sm_noncontrast_image.nii.gz"

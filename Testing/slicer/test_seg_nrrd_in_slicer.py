@@ -1,4 +1,4 @@
-"""The command line's ``.seg.nrrd`` opened by Slicer's own segmentation reader (slicer-core), as File > Add Data does."""
+"""The command line's ``.seg.nrrd`` opened by Slicer's own segmentation reader (slicer-core), as Add Data does."""
 from __future__ import annotations
 
 import subprocess

@@ -18,12 +18,10 @@ from dcaseg.data.phantom import make_phantom
 from dcaseg.errors import PackageError
 from dcaseg.inference import Predictor
 from DCASegmentationLib.attention import EXPERT_COLORMAPS, color_node_id
-from DCASegmentationLib.dependencies import (PIP_REQUIREMENTS, MissingPackages, consent_text, missing_packages,
-                                             satisfied)
+from DCASegmentationLib.dependencies import PIP_REQUIREMENTS, MissingPackages, consent_text, missing_packages, satisfied
 from DCASegmentationLib.device_info import DeviceQuery, query_devices
 from DCASegmentationLib.model_registry import ModelRegistry
 from DCASegmentationLib.parameters import SegmentChoices, settings_key
-
 
 # ----------------------------------------------------------------------------- choices
 
@@ -88,8 +86,9 @@ def test_version_comparison_is_numeric_not_textual():
 
 
 def test_pip_requirements_match_the_engines_pyproject():
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text(encoding="utf-8"))
     engine = {r.replace(" ", "") for r in pyproject["project"]["dependencies"]}
@@ -118,7 +117,8 @@ def test_import_lists_the_model_with_its_classes_and_groups(model_folder, tmp_pa
 def test_importing_again_never_replaces_an_existing_model(model_folder, tmp_path):
     registry = ModelRegistry(tmp_path / "models")
     first = registry.import_model(model_folder)
-    (first.path / "model.json").write_text((first.path / "model.json").read_text(encoding="utf-8"))  # user's copy stays as is
+    # the user's copy stays as is
+    (first.path / "model.json").write_text((first.path / "model.json").read_text(encoding="utf-8"))
     archive = tmp_path / "shared.zip"
     with zipfile.ZipFile(archive, "w") as z:
         for name in ("model.json", "weights.safetensors"):

@@ -6,9 +6,8 @@ import pytest
 
 slicer = pytest.importorskip("slicer")
 
-from DCASegmentationLib.attention import AttentionOverlays, OverlayDisplay  # noqa: E402
-
 from dcaseg.grouping import GROUP_NAMES  # noqa: E402
+from DCASegmentationLib.attention import AttentionOverlays, OverlayDisplay  # noqa: E402
 
 
 def composites(scene) -> list:

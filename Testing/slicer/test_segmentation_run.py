@@ -14,11 +14,10 @@ from segmentation_models import CT_IMAGE, abd14_classes, tiny_abd14_model
 slicer = pytest.importorskip("slicer")
 vtk = pytest.importorskip("vtk")
 
+from dcaseg.grouping import GROUP_NAMES  # noqa: E402
 from DCASegmentationLib.attention import color_node_id, show_overlays  # noqa: E402
 from DCASegmentationLib.mrml_io import node_ids, read_volume  # noqa: E402
 from DCASegmentationLib.segment_runner import SegmentRequest, SegmentRun  # noqa: E402
-
-from dcaseg.grouping import GROUP_NAMES# noqa: E402
 
 RUN_TIMEOUT_S = 600
 
@@ -54,7 +53,8 @@ def test_real_engine_run_gives_segments_and_attention_overlays_in_mrml(mrml, ct,
     progress = []
 
     def keep_engine_outputs(outcome):  # called before the temp folder is removed
-        engine_files.update({k: sitk.GetArrayFromImage(sitk.ReadImage(v)) for k, v in run.process.result.outputs.items()})
+        outputs = run.process.result.outputs
+        engine_files.update({k: sitk.GetArrayFromImage(sitk.ReadImage(v)) for k, v in outputs.items()})
 
     request = SegmentRequest(ct, model, abd14_classes(), device="cpu", overlap=0.25, attention=True)
     run = start(request, on_progress=lambda f, text: progress.append((f, text)), on_finish=keep_engine_outputs)

@@ -46,10 +46,9 @@ def test_table_lists_cases_label_status_organs_and_a_broken_case(mrml, tmp_path)
 
 
 def test_grouping_chart_shows_sorted_shares_on_a_log_axis_coloured_by_group(mrml, tmp_path):
+    from dcaseg.grouping import GROUP_COLORS
     from DCATrainingLib.dataset_table import scan_folder
     from DCATrainingLib.grouping_chart import grouping_of_labels, show_grouping
-
-    from dcaseg.grouping import GROUP_COLORS
     from DCATrainingLib.plot_nodes import column_values, series_of
 
     root = mixed_dataset(tmp_path / "data")
@@ -81,9 +80,8 @@ def test_grouping_chart_shows_sorted_shares_on_a_log_axis_coloured_by_group(mrml
 
 
 def test_each_groups_colour_leads_in_its_channel_of_the_attention_blend():
-    from DCASegmentationLib.attention import BLEND_CHANNEL
-
     from dcaseg.grouping import GROUP_COLORS, group_color_hex
+    from DCASegmentationLib.attention import BLEND_CHANNEL
 
     for group, rgb in GROUP_COLORS.items():
         assert max(range(3), key=lambda channel: rgb[channel]) == BLEND_CHANNEL[group]

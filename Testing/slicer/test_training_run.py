@@ -22,7 +22,8 @@ UNLABELED_WEIGHT = 2.5  # not the tiny preset's 10, so the run shows whether the
 
 
 def logged(run: Path, kind: str) -> list[dict]:
-    return [e for e in map(json.loads, (run / "events.jsonl").read_text(encoding="utf-8").splitlines()) if e["event"] == kind]
+    lines = (run / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    return [e for e in map(json.loads, lines) if e["event"] == kind]
 
 
 def last_per_iteration(events: list[dict]) -> dict[int, dict]:
@@ -105,8 +106,8 @@ def test_monitor_plots_hold_every_logged_point(stopped_then_resumed):
 
 
 def test_use_this_model_registers_it_with_dcasegmentation(stopped_then_resumed, tmp_path):
-    from DCATrainingLib.model_handoff import use_model
     from DCASegmentationLib.model_registry import ModelRegistry
+    from DCATrainingLib.model_handoff import use_model
 
     _, request, _, second, _ = stopped_then_resumed
     assert second.model_path == request.run / "model"

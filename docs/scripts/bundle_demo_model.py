@@ -14,7 +14,8 @@ from pathlib import Path
 
 from dcaseg.package import load_package, save_package
 
-TARGET = Path(__file__).resolve().parents[2] / "DCASegmentation" / "Resources" / "Models" / "dca-demo-synthetic-abdomen.zip"
+TARGET = Path(__file__).resolve().parents[2] / "DCASegmentation" / "Resources" / "Models" \
+    / "dca-demo-synthetic-abdomen.zip"
 
 
 def main() -> None:

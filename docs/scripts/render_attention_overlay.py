@@ -24,11 +24,10 @@ from vtk.util.numpy_support import vtk_to_numpy  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "DCASegmentation"))
 
+from dcaseg.package import read_meta  # noqa: E402
 from DCASegmentationLib.attention import show_overlays  # noqa: E402
 from DCASegmentationLib.mrml_io import read_volume  # noqa: E402
 from DCASegmentationLib.segment_runner import SegmentRequest, SegmentRun  # noqa: E402
-
-from dcaseg.package import read_meta  # noqa: E402
 
 CT = ROOT / "Testing" / "Data" / "realct" / "tsA_ct_sm_noncontrast_image.nii.gz"
 
