@@ -8,7 +8,7 @@ TORCH_PIN ?= torch==2.13.0
 # Text I/O in UTF-8 whatever the locale (organ names, λ and ³ in help texts and reports).
 export PYTHONUTF8 := 1
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q Testing
 	bash .ci/other_pythons.sh
+
+$(VENV)/.lint-installed: $(VENV)/.installed
+	$(BIN)/pip install -e '.[lint]'
+	touch $@
+
+lint: $(VENV)/.lint-installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy dcaseg DCASegmentation/DCASegmentationLib DCATraining/DCATrainingLib
 
 clean:
 	rm -rf $(VENV) demo_out
