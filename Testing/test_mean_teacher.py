@@ -106,7 +106,8 @@ def test_ablate_runs_the_mean_teacher_on_the_varied_family(tmp_path: Path, capsy
     assert report["settings"]["family"] == "varied"
     assert [(r["section"], r["variant"]) for r in report["rows"]] == [("components", "vnet-labeled"),
                                                                       ("baseline", "mean-teacher")]
-    assert "| baseline | V-Net + mean teacher |" in (out / "ablation.md").read_text(encoding="utf-8")
+    table = (out / "ablation.md").read_text(encoding="utf-8")
+    assert "| baseline | V-Net + mean teacher |" in table and "phantom family varied" in table
     image, _ = varied_case(0, 2, (72, 72, 50), (4.0, 4.0, 4.0))   # the unlabeled case is the varied family's
     written = sitk.ReadImage(str(out / "data" / "images" / "phantom_002.nii.gz"))
     assert np.array_equal(sitk.GetArrayFromImage(written), sitk.GetArrayFromImage(image))

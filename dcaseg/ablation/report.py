@@ -107,7 +107,8 @@ def markdown(report: Mapping[str, Any]) -> str:
              f"patch {'x'.join(map(str, s['patch_size']))}, batch {s['labeled_batch']} labeled + "
              f"{s['unlabeled_batch']} unlabeled, seeds {s['seeds']}; data: {s['labeled']} labeled + "
              f"{s['unlabeled']} unlabeled phantom cases at {s['spacing_mm']} mm, {s['test']} held-out test cases; "
-             f"labeled patches {s.get('sampling', 'balanced')}" + _all_labeled_note(report),
+             f"labeled patches {s.get('sampling', 'balanced')}; phantom family {s.get('family', 'standard')}"
+             + _all_labeled_note(report),
              "- Report groups (log-gap on the labeled set): " + "; ".join(
                  f"{g} = {', '.join(SHORT_NAMES.get(o, o) for o in report['report_groups'][g])}" for g in GROUP_NAMES),
              f"- Time: {report['wall_minutes']:.1f} min of wall time in the last call; "

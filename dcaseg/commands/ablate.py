@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 
+from ..ablation.headroom import headroom
 from ..ablation.runner import AblationSettings, run_ablation
 from ..ablation.variants import (DEFAULT_ITERATIONS, DEFAULT_N_FILTERS, DEFAULT_PATCH, PAPER_VARIANTS, SAMPLING,
                                  VARIANTS, select_variants)
@@ -67,4 +68,7 @@ def run(args: argparse.Namespace) -> int:
                           workers=workers)
     print(f"ablation: {result['finished_runs']} runs in {(time.perf_counter() - start) / 60:.1f} min; "
           f"report in {args.out / 'ablation.md'}, figure {args.out / 'ablation.png'}")
+    gate = headroom(result)
+    if gate is not None:
+        print(gate.describe())
     return 0
