@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from training_helpers import read_events, small_phantom
 
 from dcaseg.ablation.variants import VARIANTS, base_config, variant_config, variant_key
 from dcaseg.cli import main
@@ -20,7 +21,6 @@ from dcaseg.training.config import preset
 from dcaseg.training.mean_teacher import INPUT_NOISE_CLIP, MeanTeacher, consistency_loss
 from dcaseg.training.stop_request import request_stop
 from dcaseg.training.trainer import Trainer, TrainRequest
-from training_helpers import read_events, small_phantom
 
 
 def test_the_teacher_is_an_exponential_moving_average_of_the_student() -> None:
@@ -35,8 +35,8 @@ def test_the_teacher_is_an_exponential_moving_average_of_the_student() -> None:
     for old, new, live in zip(before, teacher.teacher.parameters(), student.parameters()):
         assert torch.allclose(new, 0.99 * old + 0.01 * live)
     teacher.update(student, step=1)   # warm-up: decay min(1 - 1/2, 0.99) = 0.5
-    assert torch.allclose(next(teacher.teacher.parameters()),
-                          0.5 * (0.99 * before[0] + 0.01 * next(student.parameters())) + 0.5 * next(student.parameters()))
+    weight = next(student.parameters())
+    assert torch.allclose(next(teacher.teacher.parameters()), 0.5 * (0.99 * before[0] + 0.01 * weight) + 0.5 * weight)
 
 
 def test_noise_goes_on_the_student_input_only_and_repeats_with_the_generator() -> None:

@@ -61,8 +61,15 @@ from dcaseg.inference.devices import default_windows_per_batch, resolve_device
 from dcaseg.inference.model_grid import ModelGridVolume, restore, to_model_grid
 from dcaseg.inference.sliding_window import plan_windows
 from dcaseg.nets import ArchitectureConfig, DCANet
-from dcaseg.package import (ClassInfo, ModelMeta, ModelPackage, Preprocessing, expert_classes_from_groups,
-                            load_package, save_package)
+from dcaseg.package import (
+    ClassInfo,
+    ModelMeta,
+    ModelPackage,
+    Preprocessing,
+    expert_classes_from_groups,
+    load_package,
+    save_package,
+)
 
 REALCT = Path(__file__).resolve().parents[1] / "Testing" / "Data" / "realct"
 CT_IMAGE = REALCT / "tsB_ct_full_noncontrast_image.nii.gz"

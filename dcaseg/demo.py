@@ -22,10 +22,9 @@ from .data.imageio import read_image, write_image_atomic
 from .data.phantom import make_phantom
 from .errors import InputError
 from .events import Reporter, parse_event_line
-from .grouping import count_voxels
+from .grouping import GROUP_NAMES, count_voxels
 from .inference import Predictor
 from .inference.devices import resolve_device, usable_cores
-from .grouping import GROUP_NAMES
 from .metrics import dice_per_organ, evaluate_pair, finite_mean
 from .package import ModelMeta, load_package
 from .report import dice_table, grouping_chart, overlay_slices, pick_slices, training_curves
@@ -148,6 +147,8 @@ def run_demo(settings: DemoSettings, reporter: Reporter | None = None) -> dict[s
         write_image_atomic(getattr(prediction, model_output), out / "segmentations" / f"{case_id}.nii.gz")
         reference.CopyInformation(prediction.labels)
         for output, labels in (("aggregator", prediction.labels), ("experts_fused", prediction.fused_labels)):
+            if labels is None:  # a model without experts
+                continue
             for organ, score in evaluate_pair(labels, reference, names).items():
                 if score.dice is not None:
                     scores[output].setdefault(organ, []).append(score.dice)

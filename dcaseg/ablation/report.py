@@ -117,7 +117,8 @@ def markdown(report: Mapping[str, Any]) -> str:
              "Dice in %, mean ± std over seeds (aggregation decoder output; *Tail (experts fused)* is the "
              "experts' logit-concatenation output). ASD in mm over the organs found; *missed* = organ-case pairs "
              "with no predicted voxel (mean over seeds).", "",
-             "| Section | Variant | Mean Dice | Head | Medium | Tail | ASD mm | missed | Tail (experts fused) | seeds | train s/run |",
+             "| Section | Variant | Mean Dice | Head | Medium | Tail | ASD mm | missed | Tail (experts fused) | seeds "
+             "| train s/run |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in report["rows"]:
         agg = row["aggregator"]
@@ -198,7 +199,8 @@ def _mean_std(values: Sequence[float | None]) -> list[float | None]:
 
 
 def _value(pair: Sequence[float | None], index: int) -> float:
-    return float(pair[index]) if pair[index] is not None else 0.0
+    value = pair[index]
+    return float(value) if value is not None else 0.0
 
 
 def _fmt(pair: Sequence[float | None], digits: int = 1) -> str:

@@ -35,17 +35,24 @@ from ..data.phantom import FAMILIES, make_phantom
 from ..data.phantom_anatomy import CLASS_NAMES
 from ..errors import InputError
 from ..events import Reporter
-from ..grouping import count_voxels, log_gap_grouping
+from ..grouping import GROUP_NAMES, count_voxels, log_gap_grouping
 from ..inference.devices import resolve_device
 from ..inference.predictor import Predictor
-from ..grouping import GROUP_NAMES
 from ..metrics import evaluate_pair
 from ..training.config import TrainConfig
 from ..training.run_folder import RunFolder, read_json
 from ..training.trainer import Trainer, TrainRequest
 from . import report
-from .variants import (DEFAULT_N_FILTERS, DEFAULT_PATCH, GRID_SPACING, PAPER_VARIANTS, VARIANTS, base_config,
-                       variant_config, variant_key)
+from .variants import (
+    DEFAULT_N_FILTERS,
+    DEFAULT_PATCH,
+    GRID_SPACING,
+    PAPER_VARIANTS,
+    VARIANTS,
+    base_config,
+    variant_config,
+    variant_key,
+)
 
 # The phantom's field of view (288 x 288 x 200 mm, as drawn) on the ablation's 4 mm grid.
 PHANTOM_SIZE = (72, 72, 50)
@@ -212,7 +219,8 @@ def _run_in_parallel(jobs: list[tuple[str, tuple[Any, ...]]], workers: int,
 
     A small CPU network does not get faster with more threads (benchmarks/RESULTS.md, "Hardware
     notes"), so separate runs side by side finish the ablation ``workers`` times sooner; on a GPU,
-    one small run leaves most of it idle, and runs side by side share it. Results arrive in the parent, which alone writes the report.
+    one small run leaves most of it idle, and runs side by side share it. Results arrive in the parent,
+    which alone writes the report.
     Linux only (the pinning needs ``os.sched_setaffinity``); elsewhere runs go one by one.
     """
     cores = sorted(os.sched_getaffinity(0))

@@ -7,11 +7,17 @@ import sys
 import time
 from pathlib import Path
 
-
 from ..ablation.headroom import headroom
 from ..ablation.runner import AblationSettings, run_ablation
-from ..ablation.variants import (DEFAULT_ITERATIONS, DEFAULT_N_FILTERS, DEFAULT_PATCH, PAPER_VARIANTS, SAMPLING,
-                                 VARIANTS, select_variants)
+from ..ablation.variants import (
+    DEFAULT_ITERATIONS,
+    DEFAULT_N_FILTERS,
+    DEFAULT_PATCH,
+    PAPER_VARIANTS,
+    SAMPLING,
+    VARIANTS,
+    select_variants,
+)
 from ..data.phantom import FAMILIES
 from ..errors import InputError
 from ..inference.devices import DEVICE_CHOICES, resolve_device, usable_cores

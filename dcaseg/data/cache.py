@@ -53,8 +53,10 @@ class CachedCase:
     label: np.ndarray | None
 
 
-def median_spacing(image_paths: Iterable[Path], min_spacing: Sequence[float] | None = None) -> tuple[float, float, float]:
-    """Median (x, y, z) spacing of the images in LPS axis order (headers only), each axis at least ``min_spacing``."""
+def median_spacing(image_paths: Iterable[Path],
+                   min_spacing: Sequence[float] | None = None) -> tuple[float, float, float]:
+    """Median (x, y, z) spacing of the images in LPS axis order (headers only), each axis at least
+    ``min_spacing``."""
     headers = [read_header(p) for p in image_paths]
     spacings = np.array([standard_spacing(h.spacing, h.direction) for h in headers], dtype=float)
     if spacings.size == 0:

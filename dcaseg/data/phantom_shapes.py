@@ -15,6 +15,12 @@ import numpy as np
 Vec3 = tuple[float, float, float]
 
 
+def vec3(values) -> Vec3:
+    """Three numbers as a ``Vec3`` of plain floats (from a NumPy array, a list or a generator)."""
+    x, y, z = (float(v) for v in values)
+    return x, y, z
+
+
 @dataclass(frozen=True)
 class Placement:
     """Per-case change of one organ: its size factor and its shift in millimetres."""

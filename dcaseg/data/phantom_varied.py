@@ -68,7 +68,7 @@ def case_grid(case: VariedCase, size: tuple[int, int, int], spacing: tuple[float
                                                                                                  x, y, z, shape))]
     reach = float(np.hypot(np.abs(axes[0]).max(), np.abs(axes[1]).max()))
     margin = case.deformation.amplitude_mm + 2.0 * reach * abs(math.sin(roll / 2.0))
-    return Grid(moved[0], moved[1], moved[2], axes, margin)
+    return Grid(moved[0], moved[1], moved[2], (axes[0], axes[1], axes[2]), margin)
 
 
 def _displacement(deformation: Deformation, x: np.ndarray, y: np.ndarray, z: np.ndarray,

@@ -12,8 +12,20 @@ import numpy as np
 from scipy import ndimage
 
 from .phantom_anatomy import LUNG_BASES, MUSCLES, POSTERIOR_ARCH, SPINAL_CANAL, VERTEBRA
-from .phantom_ct import (AIR, CORTEX, CSF, DISC, DISC_PERIOD_MM, FLUID, GAS, LUNG, MARROW, RIB, RIB_PERIOD_MM,
-                         smooth_field)
+from .phantom_ct import (
+    AIR,
+    CORTEX,
+    CSF,
+    DISC,
+    DISC_PERIOD_MM,
+    FLUID,
+    GAS,
+    LUNG,
+    MARROW,
+    RIB,
+    RIB_PERIOD_MM,
+    smooth_field,
+)
 from .phantom_shapes import Ellipsoid, Grid, solid_mask
 from .phantom_varied_draw import KIDNEY_LEFT, KIDNEY_RIGHT, LIVER, PHASES, SPLEEN, VariedCase
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .phantom_anatomy import ORGANS, Organ
-from .phantom_shapes import Ellipsoid, Solid, Tube, Vec3
+from .phantom_shapes import Ellipsoid, Solid, Tube, Vec3, vec3
 
 FAMILY_STREAM = 0x5EED_0FA2  # keeps this family's random stream apart from the standard family's
 
@@ -125,8 +125,8 @@ def _changed_solid(solid: Solid, rng: np.random.Generator, centre: np.ndarray, s
     if isinstance(solid, Ellipsoid):
         factors = np.clip(rng.normal(1.0, SHAPE_FACTOR_SD, 3), 1.0 - 2 * SHAPE_FACTOR_SD, 1.0 + 2 * SHAPE_FACTOR_SD)
         moved = centre + scale * (np.asarray(solid.center) - centre) + shift
-        radii = tuple(float(r * scale * f) for r, f in zip(solid.radii, factors))
-        return Ellipsoid(tuple(float(v) for v in moved), radii,
+        radii = vec3(r * scale * f for r, f in zip(solid.radii, factors))
+        return Ellipsoid(vec3(moved), radii,
                          yaw=solid.yaw + float(rng.uniform(-YAW_DEG, YAW_DEG)),
                          tilt=solid.tilt + float(rng.uniform(-TILT_DEG, TILT_DEG)))
     points = np.asarray(solid.points)
@@ -134,7 +134,7 @@ def _changed_solid(solid: Solid, rng: np.random.Generator, centre: np.ndarray, s
         points = centre + scale * (points - centre)
     points = points + shift + np.clip(rng.normal(0.0, TUBE_JITTER_MM, points.shape), -2 * TUBE_JITTER_MM,
                                       2 * TUBE_JITTER_MM)
-    return Tube(tuple(tuple(float(v) for v in p) for p in points), solid.radius * scale)
+    return Tube(tuple(vec3(p) for p in points), solid.radius * scale)
 
 
 def _organs(rng: np.random.Generator, riedel: bool, gallbladder_absent: bool) -> tuple[Organ, ...]:
@@ -169,14 +169,14 @@ def _lesions(rng: np.random.Generator, liver: Organ) -> tuple[Lesion, ...]:
         direction = rng.normal(size=3)
         direction *= rng.uniform(0.0, 0.7) / np.linalg.norm(direction)
         centre = np.asarray(main.center) + direction * np.asarray(main.radii)
-        lesions.append(Lesion(tuple(float(v) for v in centre), float(np.exp(rng.uniform(np.log(8.0), np.log(40.0)))),
+        lesions.append(Lesion(vec3(centre), float(np.exp(rng.uniform(np.log(8.0), np.log(40.0)))),
                               str(rng.choice(LESION_KINDS, p=LESION_KIND_SHARES))))
     return tuple(lesions)
 
 
 def _deformation(rng: np.random.Generator) -> Deformation:
-    wavelengths = tuple(tuple(tuple(float(v) for v in rng.uniform(90.0, 220.0, 3)) for _ in range(3)) for _ in range(3))
-    phases = tuple(tuple(tuple(float(v) for v in rng.uniform(0.0, 2 * np.pi, 3)) for _ in range(3)) for _ in range(3))
+    wavelengths = tuple(tuple(vec3(rng.uniform(90.0, 220.0, 3)) for _ in range(3)) for _ in range(3))
+    phases = tuple(tuple(vec3(rng.uniform(0.0, 2 * np.pi, 3)) for _ in range(3)) for _ in range(3))
     return Deformation(float(rng.uniform(6.0, 14.0)), wavelengths, phases)
 
 

@@ -100,7 +100,7 @@ class PatchSampler:
         """A start so the patch lies inside the volume (or the volume inside the patch)."""
         return np.array([int(rng.integers(min(0, n - p), max(0, n - p) + 1)) for n, p in zip(shape, self.patch)])
 
-    def _crop(self, volume: np.ndarray, start: Sequence[int], pad_value: float) -> np.ndarray:
+    def _crop(self, volume: np.ndarray, start: Sequence[int] | np.ndarray, pad_value: float) -> np.ndarray:
         out = np.full(self.patch, pad_value, dtype=volume.dtype)
         src, dst = [], []
         for s, n, p in zip(start, volume.shape, self.patch):

@@ -25,8 +25,14 @@ from ..events import Reporter, python_warnings_sink
 from ..grouping import GROUP_NAMES
 from ..nets import DCANet
 from ..package import ModelMeta, ModelPackage, load_package
-from .devices import (PRECISIONS, autocast_dtype, default_windows_per_batch, free_device_memory, resolve_device,
-                      uses_channels_last)
+from .devices import (
+    PRECISIONS,
+    autocast_dtype,
+    default_windows_per_batch,
+    free_device_memory,
+    resolve_device,
+    uses_channels_last,
+)
 from .fallback import ExecutionPlan, run_with_fallback
 from .model_grid import ModelGridVolume, restore, to_model_grid
 from .sliding_window import DEFAULT_OVERLAP, gaussian_weights, plan_windows, stitch_windows, windows_holding
@@ -42,9 +48,10 @@ class Prediction:
     names as ``output`` (the aggregation decoder unless the experts' fused prediction validated
     better). ``attention``: float32 maps
     "head", "medium", "tail" of the finest DFAM stage (they sum to 1 wherever a window ran, which
-    includes every body voxel; 0 outside the body crop and in air that no window covered). ``probabilities``: float32 vector image, one component per channel (background
-    first, then the model's classes in order). ``fused_labels``: argmax of the experts' logit
-    concatenation, as label values.
+    includes every body voxel; 0 outside the body crop and in air that no window covered).
+    ``probabilities``: float32 vector image, one component per channel (background first, then the
+    model's classes in order). ``fused_labels``: argmax of the experts' logit concatenation, as label
+    values.
     """
 
     labels: sitk.Image
@@ -70,7 +77,8 @@ class Predictor:
         target = resolve_device(device)
         network = package.build_network(target)
         if uses_channels_last(target):
-            network = network.to(memory_format=torch.channels_last_3d)
+            # torch's stubs omit Module.to's memory_format
+            network = network.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
         self._setup(network, package.meta, target, overlap, windows_per_batch, reporter, body_crop, precision,
                     mask_to_body, skip_outside_body)
 
@@ -231,7 +239,8 @@ class Predictor:
         copy = DCANet(self.meta.architecture)
         copy.load_state_dict({k: v.detach().to("cpu") for k, v in self.network.state_dict().items()})
         copy = copy.to(device)
-        return copy.to(memory_format=torch.channels_last_3d) if uses_channels_last(device) else copy
+        # torch's stubs omit Module.to's memory_format
+        return copy.to(memory_format=torch.channels_last_3d) if uses_channels_last(device) else copy  # type: ignore[call-overload]
 
     def _finish(self, stitched: dict[str, Tensor], probabilities: bool, fused: bool,
                 body: np.ndarray | None) -> dict[str, np.ndarray]:

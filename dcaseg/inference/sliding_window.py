@@ -79,7 +79,8 @@ def windows_holding(grid: WindowGrid, mask: np.ndarray) -> WindowGrid:
 
 def gaussian_weights(patch: tuple[int, ...], device: torch.device | str = "cpu",
                      sigma_scale: float = GAUSSIAN_SIGMA_SCALE) -> Tensor:
-    """Separable Gaussian importance map (sigma = ``sigma_scale`` × size), peak at the centre, floored at ``MIN_WEIGHT``."""
+    """Separable Gaussian importance map (sigma = ``sigma_scale`` × size), peak at the centre, floored
+    at ``MIN_WEIGHT``."""
     weights = torch.ones((), device=device)
     for size in patch:
         x = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2.0
@@ -115,7 +116,7 @@ def stitch_windows(volume: Tensor, grid: WindowGrid, run: WindowRunner, channels
         for name, total_map in sums.items():
             maps = outputs[name].to(accumulate_device, torch.float32)
             for index, box in enumerate(boxes):
-                total_map[(slice(None), *box)].addcmul_(maps[index], window_weights)
+                total_map[(slice(None),) + tuple(box)].addcmul_(maps[index], window_weights)
         for box in boxes:
             weight_sum[box] += window_weights
         if on_progress is not None:
@@ -123,4 +124,4 @@ def stitch_windows(volume: Tensor, grid: WindowGrid, run: WindowRunner, channels
     inside = tuple(slice(a, a + n) for (a, _), n in zip(grid.padding, grid.shape))
     weight_sum = weight_sum[inside]
     weight_sum[weight_sum == 0] = 1.0  # covered by no window: the sums there are 0
-    return {name: total_map[(slice(None), *inside)].div_(weight_sum) for name, total_map in sums.items()}
+    return {name: total_map[(slice(None),) + inside].div_(weight_sum) for name, total_map in sums.items()}

@@ -127,8 +127,9 @@ class TrainConfig:
         if unknown:
             raise InputError(f"config.json: unknown training settings {unknown}")
         values = {"fusion": "mean", **data}
-        values["augment"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                             for k, v in dict(values.get("augment", {})).items()})
+        augment: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                                   for k, v in dict(values.get("augment", {})).items()}
+        values["augment"] = AugmentConfig(**augment)
         for key in ("patch_size", "target_spacing", "min_spacing"):
             if values.get(key) is not None:
                 values[key] = tuple(values[key])

@@ -23,12 +23,13 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..atomic import write_json_atomic
 from ..data.augment import augment
 from ..data.cache import PreprocessCache, dataset_fingerprint
 from ..data.sampling import PatchSampler, prefetch
 from ..errors import DcaError, InputError
-from ..inference.devices import resolve_device, usable_cores
 from ..events import Reporter, file_sink
+from ..inference.devices import resolve_device, usable_cores
 from ..nets import DCANet, DCAOutput
 from ..package import ModelMeta, save_package
 from .batchnorm import recalibrate_batch_norm
@@ -38,12 +39,10 @@ from .distributed import any_rank, barrier, gather_floats, init_distributed, shu
 from .losses import dice_ce_loss, ramp_weight, supervised_loss, unsupervised_loss
 from .mean_teacher import MeanTeacher, consistency_loss
 from .plan import TrainingPlan, make_plan
-from ..atomic import write_json_atomic
 from .run_config import read_run_config
 from .run_folder import RunFolder, check_outside_dataset, tensorboard_sink
 from .stop_request import StopRequest
 from .validation import Validator
-
 
 BN_VOLUMES = 8        # training volumes that set BatchNorm statistics before validation/export
 BN_CROP_PATCHES = 2   # each centre-cropped to at most this many patch sizes per axis
@@ -133,7 +132,8 @@ class Trainer:
         check_outside_dataset(self.run_folder.path, Path(request.data))
         self.ctx = init_distributed(use_cuda=device.type == "cuda")
         # under torchrun each rank takes its local GPU
-        self.device = torch.device("cuda", self.ctx.local_rank) if device.type == "cuda" and self.ctx.enabled else device
+        on_rank_gpu = device.type == "cuda" and self.ctx.enabled
+        self.device = torch.device("cuda", self.ctx.local_rank) if on_rank_gpu else device
         self.reporter = self._reporter(reporter)
 
     # ------------------------------------------------------------------ setup
@@ -214,6 +214,7 @@ class Trainer:
             reporter.warning(f"{run.path} holds an earlier run; starting again at iteration 0 "
                              "with its split and grouping (use --resume to continue it)")
         reporter.stage("plan")
+        assert self.request.data is not None  # checked in __init__
         plan = make_plan(Path(self.request.data), run, config, init_from=self.request.init_from,
                          regroup=self.request.regroup, write=self.ctx.is_main, reporter=reporter,
                          target_spacing=self._stored_spacing)
@@ -237,7 +238,8 @@ class Trainer:
         # times faster in it (benchmarks/RESULTS.md, "Throughput")
         memory_format = torch.channels_last_3d if config.channels_last and self.device.type in ("cuda", "cpu") \
             else torch.contiguous_format
-        network = network.to(memory_format=memory_format)
+        # torch's stubs omit Module.to's memory_format
+        network = network.to(memory_format=memory_format)  # type: ignore[call-overload]
         optimizer = make_optimizer(network, config)
         use_amp = config.amp and self.device.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -302,7 +304,9 @@ class Trainer:
             labeled = torch.from_numpy(batch.labeled_images).to(self.device, non_blocking=True)
             labels = torch.from_numpy(batch.labels).to(self.device, non_blocking=True)
             unlabeled = torch.from_numpy(batch.unlabeled_images).to(self.device, non_blocking=True)
-            labeled, labels = augment(labeled, labels, config.augment, generator)
+            labeled, augmented_labels = augment(labeled, labels, config.augment, generator)
+            assert augmented_labels is not None  # labels in, labels out
+            labels = augmented_labels
             unlabeled, _ = augment(unlabeled, None, config.augment, generator)
             assert labels is not None
             student_unlabeled = unlabeled if teacher is None else teacher.student_input(unlabeled, generator)
