@@ -9,8 +9,16 @@ import SimpleITK as sitk
 
 from dcaseg.ablation.report import build_report, markdown
 from dcaseg.ablation.runner import AblationSettings, run_ablation
-from dcaseg.ablation.variants import (DEFAULT_ITERATIONS, PAPER_VARIANTS, VARIANTS, base_config, run_key,
-                                     select_variants, variant_config, variant_key)
+from dcaseg.ablation.variants import (
+    DEFAULT_ITERATIONS,
+    PAPER_VARIANTS,
+    VARIANTS,
+    base_config,
+    run_key,
+    select_variants,
+    variant_config,
+    variant_key,
+)
 from dcaseg.cli import main
 from dcaseg.errors import InputError
 
