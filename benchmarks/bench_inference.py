@@ -382,7 +382,9 @@ def run_rounds(configs: dict[str, dict], model: Path, volume: Path, work: Path, 
         print(f"round {index + 1}/{rounds}: {', '.join(names)} (load {os.getloadavg()[0]:.2f})", flush=True)
         for name in names:
             if not any("skipped" in run for run in runs[name]):
-                runs[name].append(child(configs[name], model, volume, work / f"{name}.npy", device, calls))
+                run = child(configs[name], model, volume, work / f"{name}.npy", device, calls)
+                runs[name].append(run)
+                print(f"  {name:<15} {run.get('seconds', float('nan')):7.2f} s  {run.get('skipped', '')}", flush=True)
     results = {}
     for name, done in runs.items():
         skipped = [run for run in done if "skipped" in run]
