@@ -159,8 +159,10 @@ class Predictor:
         return has
 
     def _channels(self, attention: bool, fused: bool) -> dict[str, int]:
+        """The maps to blend: the package's output head (the aggregator's logits unless it names the
+        fused prediction), the attention and the fused logits where asked for; nothing unread."""
         classes = self.meta.architecture.num_classes
-        channels = {"logits": classes}
+        channels = {} if self.meta.output == "experts_fused" else {"logits": classes}
         if attention:
             channels["attention"] = len(GROUP_NAMES)
         if fused:
