@@ -11,7 +11,8 @@ On the demo's data (16 phantom cases, 8 labeled) it prints one JSON object:
 - ``step``: wall and CPU seconds per training step and per part (forward, losses, backward,
   optimizer) of the preset's network on sampler batches, in the trainer's memory layout;
 - ``trainer``: iterations/s of the real trainer for ``--steps`` iterations, in ``--processes``
-  DistributedDataParallel processes (one thread each on a CPU, as ``dcaseg demo`` runs them);
+  DistributedDataParallel processes (one thread each on a CPU, as ``dcaseg demo`` runs them), and
+  rank 0's wall and CPU seconds per iteration (all its threads: DDP's, the patch prefetcher's);
 - ``validation`` (``--validation``): seconds for one BatchNorm recalibration and one validation.
 ``--set`` overrides preset fields (``--set channels_last=false --set unlabeled_batch=1``; values in
 JSON). CPU seconds tell what a part costs when other processes share the machine.
@@ -40,6 +41,7 @@ from dcaseg.data.augment import augment
 from dcaseg.data.cache import PreprocessCache
 from dcaseg.data.phantom import make_phantom
 from dcaseg.data.sampling import PatchSampler
+from dcaseg.events import Reporter
 from dcaseg.inference.devices import autocast_dtype, cpu_has_native_bf16, usable_cores
 from dcaseg.nets import DCANet
 from dcaseg.package import ModelMeta
@@ -202,7 +204,9 @@ def trainer_rate(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     total = time.perf_counter() - wall
     events = [json.loads(line) for line in (run / "events.jsonl").read_text(encoding="utf-8").splitlines()]
     rates = [e["iterations_per_s"] for e in events if e["event"] == "metrics"][1:]  # the first has warm-up
+    clock = root / "clock.json"
     return {"processes": args.processes, "steps": args.steps,
+            **(json.loads(clock.read_text(encoding="utf-8")) if clock.is_file() else {}),
             "iterations_per_s": round(float(np.median(rates)), 3) if rates else None,
             "patches_per_s": round(float(np.median(rates)) * args.processes * _patches(args), 2) if rates else None,
             "run_wall_s": round(total, 1)}
@@ -214,9 +218,22 @@ def _patches(args: argparse.Namespace) -> int:
 
 
 def _train(root: Path, args: argparse.Namespace) -> None:
+    """Train; rank 0 writes its wall and CPU seconds per iteration (first to last metrics event) to clock.json."""
     config = _config(args.preset, args.set).with_overrides(
         iterations=args.steps, validation_cases=0, val_every=10**6, checkpoint_every=10**6, log_every=5)
-    Trainer(TrainRequest(run=root / "run", config=config, data=root / "data", device=args.device)).train()
+    clocks: list[tuple[int, float, float]] = []
+
+    def clock(record: dict[str, Any]) -> None:
+        if record["event"] == "metrics":
+            clocks.append((record["iteration"], time.perf_counter(), time.process_time()))
+
+    Trainer(TrainRequest(run=root / "run", config=config, data=root / "data", device=args.device),
+            Reporter(clock)).train()
+    if len(clocks) > 1:
+        (first, wall, cpu), (last, wall_end, cpu_end) = clocks[0], clocks[-1]
+        (root / "clock.json").write_text(json.dumps({
+            "wall_s_per_iteration": round((wall_end - wall) / (last - first), 3),
+            "cpu_s_per_iteration": round((cpu_end - cpu) / (last - first), 3)}), encoding="utf-8")
 
 
 def main() -> None:
