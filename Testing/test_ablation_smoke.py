@@ -93,7 +93,7 @@ def test_ablation_writes_table_json_and_figure(tmp_path: Path, capsys: pytest.Ca
         assert all(0.0 <= agg[k][0] <= 100.0 for k in ("mean_dice", "head", "medium", "tail") if agg[k][0] is not None)
     dca = next(r for r in report["rows"] if r["variant"] == "dca")
     vnet = report["rows"][0]
-    assert "fused" in dca and "fused" not in vnet
+    assert "experts_fused" in dca and "experts_fused" not in vnet
     assert set(report["report_groups"]["tail"]) == {"esophagus", "adrenal_gland_right", "adrenal_gland_left"}
 
     table = (out / "ablation.md").read_text(encoding="utf-8")

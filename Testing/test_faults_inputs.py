@@ -18,7 +18,7 @@ from support import REALCT_IMAGE
 from dcaseg.data.cache import PreprocessCache, PreprocessSettings
 from dcaseg.data.preprocess import default_intensity
 from dcaseg.events import Reporter
-from dcaseg.inference.predictor import Predictor
+from dcaseg.inference import Predictor, PredictorOptions
 
 DEMO_MODEL = Path(__file__).parents[1] / "DCASegmentation" / "Resources" / "Models" / "dca-demo-synthetic-abdomen.zip"
 BLOCK_HALF = (3, 8, 8)  # a NaN / ±Inf block of 6 x 16 x 16 voxels (18 x 48 x 48 mm) in the organs
@@ -29,7 +29,8 @@ class Segmenter:
 
     def __init__(self) -> None:
         self.events: list[dict] = []
-        self.predictor = Predictor(DEMO_MODEL, device="cpu", overlap=0.25, reporter=Reporter(self.events.append))
+        self.predictor = Predictor(DEMO_MODEL, PredictorOptions(device="cpu", overlap=0.25),
+                                   Reporter(self.events.append))
 
     def labels(self, path: Path) -> tuple[np.ndarray, list[str]]:
         """The label array of the image at ``path`` and the warnings given for it."""

@@ -16,7 +16,7 @@ from training_helpers import small_phantom
 
 from dcaseg.data.imageio import read_image
 from dcaseg.events import Reporter
-from dcaseg.inference import Predictor
+from dcaseg.inference import Predictor, PredictorOptions
 from dcaseg.package import load_package
 from dcaseg.training.config import preset
 from dcaseg.training.trainer import Trainer, TrainRequest
@@ -26,9 +26,10 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 def test_the_gpu_agrees_with_the_cpu_and_its_attention_sums_to_one(tiny_model):
     image = read_image(REALCT_IMAGE)
-    reference = sitk.GetArrayFromImage(Predictor(tiny_model, device="cpu", precision="fp32").predict(image).labels)
-    exact = Predictor(tiny_model, device="cuda", precision="fp32").predict(image).labels
-    mixed = Predictor(tiny_model, device="cuda").predict(image, attention=True)
+    exact_cpu = Predictor(tiny_model, PredictorOptions(device="cpu", precision="fp32"))
+    reference = sitk.GetArrayFromImage(exact_cpu.predict(image).labels)
+    exact = Predictor(tiny_model, PredictorOptions(device="cuda", precision="fp32")).predict(image).labels
+    mixed = Predictor(tiny_model, PredictorOptions(device="cuda")).predict(image, attention=True)
     assert (sitk.GetArrayFromImage(exact) == reference).mean() > 0.99  # TF32 convolutions round a little
     assert (sitk.GetArrayFromImage(mixed.labels) == reference).mean() > 0.95  # random weights: many near-ties
     body = sitk.GetArrayFromImage(image) > -500
@@ -49,8 +50,9 @@ def test_a_real_out_of_memory_error_falls_back_to_host_accumulation(tiny_model):
         tiled = np.tile(array, (8, 4, 4))[:200, :400, :400]
         big = sitk.GetImageFromArray(tiled)
         big.CopyInformation(image)
-        prediction = Predictor(tiny_model, device="cuda", overlap=0.25, body_crop=False,
-                               reporter=Reporter(events.append)).predict(big, probabilities=True)
+        predictor = Predictor(tiny_model, PredictorOptions(device="cuda", overlap=0.25, body_crop=False),
+                              Reporter(events.append))
+        prediction = predictor.predict(big, probabilities=True)
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0)
         torch.cuda.empty_cache()

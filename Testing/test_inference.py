@@ -17,7 +17,7 @@ from dcaseg.data.imageio import read_image
 from dcaseg.data.preprocess import body_mask
 from dcaseg.errors import DcaError, InputError
 from dcaseg.events import Reporter
-from dcaseg.inference import Predictor
+from dcaseg.inference import Predictor, PredictorOptions
 from dcaseg.inference.fallback import ExecutionPlan, next_plan, run_with_fallback
 from dcaseg.inference.model_grid import covering_size
 from dcaseg.inference.sliding_window import gaussian_weights, plan_windows, stitch_windows
@@ -161,7 +161,7 @@ def test_an_organ_at_a_known_physical_point_is_found_there(direction):
     centre.SetDirection(direction)
     point = centre.TransformContinuousIndexToPhysicalPoint((38.0, 30.0, 13.5))
     image = phantom(size, spacing, direction, origin, point)
-    prediction = Predictor(package, device="cpu", overlap=0.25).predict(image, attention=True)
+    prediction = Predictor(package, PredictorOptions(device="cpu", overlap=0.25)).predict(image, attention=True)
     labels = prediction.labels
     assert geometry(labels) == geometry(image)
     assert all(geometry(m) == geometry(image) for m in prediction.attention.values())
@@ -204,7 +204,7 @@ def test_no_organ_is_labeled_outside_the_patient():
     hu[:, :, 0:2] = 300              # a table along the edge of the field of view, apart from the body
     masked = sitk.GetImageFromArray(hu)
     masked.CopyInformation(image)
-    prediction = Predictor(package, device="cpu", overlap=0.0).predict(masked, probabilities=True)
+    prediction = Predictor(package, PredictorOptions(device="cpu", overlap=0.0)).predict(masked, probabilities=True)
     labels = sitk.GetArrayFromImage(prediction.labels)
     inside = np.zeros_like(labels, dtype=bool)
     inside[4:-4, 4:-4, 4:-4] = True   # the phantom's body block
@@ -212,14 +212,15 @@ def test_no_organ_is_labeled_outside_the_patient():
     assert (labels[~inside] == 0).all()
     probabilities = sitk.GetArrayFromImage(prediction.probabilities)
     assert np.allclose(probabilities[~inside][:, 0], 1.0)
-    unmasked = Predictor(package, device="cpu", overlap=0.0, mask_to_body=False).predict(masked).labels
+    unmasked = Predictor(package, PredictorOptions(device="cpu", overlap=0.0, mask_to_body=False)).predict(masked)
+    unmasked = unmasked.labels
     assert (sitk.GetArrayFromImage(unmasked)[~inside] == ORGAN_VALUE).any()
 
 
 def test_real_ct_gives_labels_and_attention_in_its_exact_geometry(tiny_model):
     image = read_image(REALCT_IMAGE)
     events = []
-    predictor = Predictor(tiny_model, device="cpu", overlap=0.25, reporter=Reporter(events.append))
+    predictor = Predictor(tiny_model, PredictorOptions(device="cpu", overlap=0.25), reporter=Reporter(events.append))
     prediction = predictor.predict(image, attention=True, probabilities=True, fused=True)
     outputs = [prediction.labels, prediction.fused_labels, prediction.probabilities, *prediction.attention.values()]
     assert all(geometry(o) == geometry(image) for o in outputs)
@@ -243,7 +244,8 @@ def test_dicom_series_output_has_the_series_geometry(tiny_model, tmp_path):
     write_dicom_series(volume, tmp_path / "series")
     read = read_image(tmp_path / "series")
     assert np.allclose(read.GetDirection(), direction, atol=1e-5)
-    prediction = Predictor(tiny_model, device="cpu", overlap=0.0).predict(tmp_path / "series", attention=True)
+    predictor = Predictor(tiny_model, PredictorOptions(device="cpu", overlap=0.0))
+    prediction = predictor.predict(tmp_path / "series", attention=True)
     assert geometry(prediction.labels) == geometry(read)
     assert all(geometry(m) == geometry(read) for m in prediction.attention.values())
 
@@ -286,8 +288,9 @@ def test_body_crop_skips_the_air(tiny_model):
     totals = {}
     for crop in (True, False):
         events = []
-        prediction = Predictor(tiny_model, device="cpu", overlap=0.0, body_crop=crop,
-                               reporter=Reporter(events.append)).predict(cropped_image)
+        options = PredictorOptions(device="cpu", overlap=0.0, body_crop=crop)
+        predictor = Predictor(tiny_model, options, Reporter(events.append))
+        prediction = predictor.predict(cropped_image)
         totals[crop] = [e["total"] for e in events if e["event"] == "progress"][-1]
         assert geometry(prediction.labels) == geometry(image)
     assert totals[True] < totals[False]
@@ -304,8 +307,8 @@ def test_body_crop_gives_the_whole_volumes_labels_inside_the_body(tiny_model, di
     labels, windows = {}, {}
     for crop in (True, False):
         events = []
-        predictor = Predictor(tiny_model, device="cpu", overlap=0.5, body_crop=crop, precision="fp32",
-                              reporter=Reporter(events.append))
+        options = PredictorOptions(device="cpu", overlap=0.5, body_crop=crop, precision="fp32")
+        predictor = Predictor(tiny_model, options, Reporter(events.append))
         prediction = predictor.predict(image, attention=True)
         assert all(geometry(o) == geometry(image) for o in (prediction.labels, *prediction.attention.values()))
         labels[crop] = sitk.GetArrayFromImage(prediction.labels)
@@ -321,7 +324,7 @@ def test_a_mirrored_copy_of_a_scan_gets_the_same_organs_at_the_same_places(tiny_
     image = read_image(REALCT_IMAGE)
     twin = sitk.DICOMOrient(image, "LPS")
     assert twin.GetDirection() != image.GetDirection()
-    predictor = Predictor(tiny_model, device="cpu", overlap=0.5, precision="fp32")
+    predictor = Predictor(tiny_model, PredictorOptions(device="cpu", overlap=0.5, precision="fp32"))
     labels = sitk.GetArrayFromImage(predictor.predict(image).labels)
     twin_labels = predictor.predict(twin).labels
     assert geometry(twin_labels) == geometry(twin)
@@ -333,13 +336,14 @@ def test_a_mirrored_copy_of_a_scan_gets_the_same_organs_at_the_same_places(tiny_
 def test_an_image_without_body_is_segmented_whole_with_a_warning(tiny_model):
     image = sitk.Image([40, 40, 20], sitk.sitkInt16) - 1000
     events = []
-    prediction = Predictor(tiny_model, device="cpu", overlap=0.0, reporter=Reporter(events.append)).predict(image)
+    predictor = Predictor(tiny_model, PredictorOptions(device="cpu", overlap=0.0), Reporter(events.append))
+    prediction = predictor.predict(image)
     assert any(e["event"] == "warning" and "no body" in e["message"] for e in events)
     assert geometry(prediction.labels) == geometry(image)
 
 
 def test_two_dimensional_and_vector_images_are_refused(tiny_model):
-    predictor = Predictor(tiny_model, device="cpu")
+    predictor = Predictor(tiny_model, PredictorOptions(device="cpu"))
     with pytest.raises(InputError, match="3-D"):
         predictor.predict(sitk.Image([40, 40], sitk.sitkInt16))
     with pytest.raises(InputError, match="single-component"):
@@ -353,10 +357,10 @@ def test_from_network_keeps_the_trainers_network_as_it_was(tiny_model):
     network.train()
     before = {k: v.clone() for k, v in network.state_dict().items()}
     image = read_image(REALCT_IMAGE)
-    from_memory = Predictor.from_network(network, package.meta, overlap=0.0).predict(image)
+    from_memory = Predictor.from_network(network, package.meta, PredictorOptions(overlap=0.0)).predict(image)
     assert network.training
     assert all(torch.equal(before[k], v) for k, v in network.state_dict().items())
-    from_package = Predictor(package, device="cpu", overlap=0.0).predict(image)
+    from_package = Predictor(package, PredictorOptions(device="cpu", overlap=0.0)).predict(image)
     agreement = (sitk.GetArrayFromImage(from_memory.labels) == sitk.GetArrayFromImage(from_package.labels)).mean()
     assert agreement > 0.999  # channels_last_3d vs default layout: same maths, rounding may differ
 
@@ -409,9 +413,10 @@ def test_out_of_memory_on_the_cpu_is_a_one_line_error_and_other_errors_pass_thro
 def test_a_package_whose_output_is_the_experts_gives_their_fused_labels(tiny_model):
     package = load_package(tiny_model)
     image = read_image(REALCT_IMAGE)
-    both = Predictor(package, device="cpu", overlap=0.0).predict(image, fused=True, probabilities=True)
+    predictor = Predictor(package, PredictorOptions(device="cpu", overlap=0.0))
+    both = predictor.predict(image, fused=True, probabilities=True)
     package.meta.output = "experts_fused"
-    experts = Predictor(package, device="cpu", overlap=0.0).predict(image, probabilities=True)
+    experts = Predictor(package, PredictorOptions(device="cpu", overlap=0.0)).predict(image, probabilities=True)
     assert experts.fused_labels is None
     assert np.array_equal(sitk.GetArrayFromImage(experts.labels), sitk.GetArrayFromImage(both.fused_labels))
     assert not np.array_equal(sitk.GetArrayFromImage(both.labels), sitk.GetArrayFromImage(both.fused_labels))
@@ -428,9 +433,9 @@ def test_cpu_precision_follows_the_hardware_and_fp32_turns_it_off(tiny_model):
     assert autocast_dtype(cpu) == (torch.bfloat16 if cpu_has_native_bf16() else None)
     assert default_windows_per_batch(cpu, 32**3) == 4 and default_windows_per_batch(cpu, 96**3) == 1
     with pytest.raises(InputError, match="precision must be one of"):
-        Predictor(tiny_model, device="cpu", precision="fp8")
+        Predictor(tiny_model, PredictorOptions(device="cpu", precision="fp8"))
     image = read_image(REALCT_IMAGE)
-    exact = Predictor(tiny_model, device="cpu", precision="fp32").predict(image).labels
-    fast = Predictor(tiny_model, device="cpu").predict(image).labels
+    exact = Predictor(tiny_model, PredictorOptions(device="cpu", precision="fp32")).predict(image).labels
+    fast = Predictor(tiny_model, PredictorOptions(device="cpu")).predict(image).labels
     agreement = (sitk.GetArrayFromImage(exact) == sitk.GetArrayFromImage(fast)).mean()
     assert agreement > 0.95  # bf16 moves only near-tied voxels (random weights make many ties)

@@ -17,7 +17,7 @@ import SimpleITK as sitk
 
 from dcaseg.data.imageio import read_image, write_image_atomic
 from dcaseg.data.phantom import phantom_case
-from dcaseg.inference.predictor import Predictor
+from dcaseg.inference import Predictor, PredictorOptions
 from dcaseg.package import load_package
 
 REALCT = Path(__file__).parent / "Data" / "realct"
@@ -60,7 +60,7 @@ def test_train_on_real_ct_plus_synthetic_unlabeled_then_segment_it(tmp_path: Pat
     assert 5 in package.meta.groups["tail"]
 
     image = read_image(IMAGE)
-    labels = Predictor(run / "model", device="cpu").predict(IMAGE).labels
+    labels = Predictor(run / "model", PredictorOptions(device="cpu")).predict(IMAGE).labels
     assert labels.GetSize() == image.GetSize()
     assert np.allclose(labels.GetSpacing(), image.GetSpacing())
     assert np.allclose(labels.GetOrigin(), image.GetOrigin())

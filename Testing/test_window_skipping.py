@@ -9,7 +9,7 @@ from support import REALCT_IMAGE
 
 from dcaseg.data.imageio import read_image
 from dcaseg.events import Reporter
-from dcaseg.inference import Predictor
+from dcaseg.inference import Predictor, PredictorOptions
 from dcaseg.inference.sliding_window import plan_windows, stitch_windows, windows_holding
 
 
@@ -17,8 +17,8 @@ def segment(model, image: sitk.Image, skip: bool, attention: bool = False):
     """The prediction and the "windows" stage event, at the defaults but for ``skip`` (float32 for exact
     labels; overlap 0.25 for fewer windows)."""
     events = []
-    predictor = Predictor(model, device="cpu", overlap=0.25, precision="fp32", skip_outside_body=skip,
-                          reporter=Reporter(events.append))
+    options = PredictorOptions(device="cpu", overlap=0.25, precision="fp32", skip_outside_body=skip)
+    predictor = Predictor(model, options, Reporter(events.append))
     prediction = predictor.predict(image, attention=attention)
     stage = next(e for e in events if e["event"] == "stage" and e["stage"] == "windows")
     return prediction, stage

@@ -56,7 +56,7 @@ from dcaseg.anatomy import organ_color
 from dcaseg.data.orientation import to_standard_orientation
 from dcaseg.data.preprocess import normalise_intensity, resample
 from dcaseg.grouping import group_label_files
-from dcaseg.inference import DEFAULT_OVERLAP, Predictor
+from dcaseg.inference import DEFAULT_OVERLAP, Predictor, PredictorOptions
 from dcaseg.inference.devices import default_windows_per_batch, resolve_device
 from dcaseg.inference.model_grid import ModelGridVolume, restore, to_model_grid
 from dcaseg.inference.sliding_window import plan_windows
@@ -188,9 +188,10 @@ Segmenter = Callable[[], sitk.Image]
 
 
 def ours(config: dict, package: ModelPackage, image: sitk.Image, device: str) -> tuple[Segmenter, Callable[[], int]]:
-    predictor = Predictor(package, device=device, overlap=config.get("overlap", DEFAULT_OVERLAP),
-                          body_crop=config.get("crop"), precision=config.get("precision", "auto"),
-                          mask_to_body=config.get("mask"), skip_outside_body=config.get("skip"))
+    predictor = Predictor(package, PredictorOptions(
+        device=device, overlap=config.get("overlap", DEFAULT_OVERLAP), body_crop=config.get("crop"),
+        precision=config.get("precision", "auto"), mask_to_body=config.get("mask"),
+        skip_outside_body=config.get("skip")))
     events = []
     predictor.reporter.sinks.append(events.append)
 

@@ -26,7 +26,7 @@ from padded_ct import pad_body_centred  # noqa: E402
 
 from dcaseg.data.imageio import read_image  # noqa: E402
 from dcaseg.events import Reporter  # noqa: E402
-from dcaseg.inference import Predictor  # noqa: E402
+from dcaseg.inference import Predictor, PredictorOptions  # noqa: E402
 from dcaseg.inference.model_grid import to_model_grid  # noqa: E402
 from dcaseg.inference.sliding_window import plan_windows  # noqa: E402
 from dcaseg.package import load_package  # noqa: E402
@@ -64,8 +64,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3, help="calls per configuration, the best counts (default 3)")
     args = parser.parse_args()
     package = load_package(args.model)
-    predictors = {"no skipping": Predictor(package, device="cpu", precision="fp32", skip_outside_body=False),
-                  "skipping": Predictor(package, device="cpu", precision="fp32", skip_outside_body=True)}
+    predictors = {name: Predictor(package, PredictorOptions(device="cpu", precision="fp32", skip_outside_body=skip))
+                  for name, skip in (("no skipping", False), ("skipping", True))}
     print(f"model {package.meta.name}: {package.meta.preprocessing.patch_size} windows at "
           f"{package.meta.preprocessing.target_spacing} mm, overlap {predictors['skipping'].overlap}, float32, "
           f"body crop on; load {os.getloadavg()[0]:.2f}", flush=True)

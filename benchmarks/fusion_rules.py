@@ -14,9 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from dcaseg.ablation.runner import SCORE_OVERLAP, score_cases
-from dcaseg.inference.predictor import Predictor
+from dcaseg.ablation.runner import score_cases
 from dcaseg.labelsplit import FUSION_RULES
 from dcaseg.package import ModelPackage, load_package
 
@@ -29,7 +29,7 @@ def with_fusion(package: ModelPackage, rule: str) -> ModelPackage:
 
 def fused_dice(package: ModelPackage, cases: Path) -> dict[str, float]:
     """Per-organ Dice (%) of the fused expert output, averaged over the labeled cases."""
-    scores = score_cases(Predictor(package, device="cpu", overlap=SCORE_OVERLAP), cases)["fused"]
+    scores = score_cases(package, cases, torch.device("cpu"))["experts_fused"]
     per_organ: dict[str, list[float]] = {}
     for organs in scores.values():
         for organ, result in organs.items():

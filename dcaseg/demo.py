@@ -23,11 +23,12 @@ from .data.phantom import make_phantom
 from .errors import InputError
 from .events import Reporter, parse_event_line
 from .grouping import GROUP_NAMES, count_voxels
-from .inference import Predictor
+from .inference import PredictorOptions
 from .inference.devices import resolve_device, usable_cores
-from .metrics import dice_per_organ, evaluate_pair, finite_mean
+from .metrics import OrganScore
 from .package import ModelMeta, load_package
 from .report import dice_table, grouping_chart, overlay_slices, pick_slices, training_curves
+from .scoring import dice_by_organ, heads_of, mean_of, score_case, scoring_predictor
 from .training.config import preset
 from .training.distributed import torchrun_command
 from .training.trainer import Trainer, TrainRequest, TrainResult
@@ -134,38 +135,32 @@ def run_demo(settings: DemoSettings, reporter: Reporter | None = None) -> dict[s
     tick = time.perf_counter()
     # Both heads are scored; the model's output (what `dcaseg segment` writes) is the one its
     # package names, chosen on the validation cases.
-    predictor = Predictor.from_network(package.build_network(settings.device), replace(meta, output="aggregator"),
-                                       device=settings.device, overlap=0.25)
-    names = meta.class_names
-    scores: dict[str, dict[str, list[float]]] = {"aggregator": {}, "experts_fused": {}}
-    model_output = {"aggregator": "labels", "experts_fused": "fused_labels"}[meta.output]
+    predictor = scoring_predictor(package.build_network(settings.device), meta,
+                                  PredictorOptions(device=settings.device, overlap=0.25))
+    scores: dict[str, list[dict[str, OrganScore]]] = {head: [] for head in heads_of(meta)}
     predictions = {}
     for done, case_id in enumerate(test_ids, start=1):
         image = read_image(out / "test" / "images" / f"{case_id}.nii.gz")
         reference = read_image(out / "test" / "labels" / f"{case_id}.nii.gz")
-        prediction = predictor.predict(image, attention=done <= settings.overlay_cases, fused=True)
-        write_image_atomic(getattr(prediction, model_output), out / "segmentations" / f"{case_id}.nii.gz")
-        reference.CopyInformation(prediction.labels)
-        for output, labels in (("aggregator", prediction.labels), ("experts_fused", prediction.fused_labels)):
-            if labels is None:  # a model without experts
-                continue
-            for organ, score in evaluate_pair(labels, reference, names).items():
-                if score.dice is not None:
-                    scores[output].setdefault(organ, []).append(score.dice)
+        scored = score_case(predictor, image, reference, attention=done <= settings.overlay_cases)
+        labels = scored.labels(meta.output)
+        write_image_atomic(labels, out / "segmentations" / f"{case_id}.nii.gz")
+        for head, organs in scored.scores.items():
+            scores[head].append(organs)
         if done <= settings.overlay_cases:
-            predictions[case_id] = (image, reference, getattr(prediction, model_output), prediction.attention)
+            predictions[case_id] = (image, reference, labels, scored.prediction.attention)
         reporter.progress("segment", done, len(test_ids))
     segment_s = time.perf_counter() - tick
 
     reporter.stage("report")
-    summary = {output: _summarise(per_organ, meta) for output, per_organ in scores.items()}
+    summary = {head: _summarise(cases, meta) for head, cases in scores.items()}
     dice, group_dice, mean_dice = (summary[meta.output][k] for k in ("dice", "group_dice", "mean_dice"))
     events = [e for e in (parse_event_line(line) for line in
                           (out / "run" / "events.jsonl").read_text(encoding="utf-8").splitlines()) if e]
     rates = [e["iterations_per_s"] for e in events if e.get("event") == "metrics" and e.get("iterations_per_s")]
     metrics = {"mean_dice": mean_dice, "group_dice": group_dice, "dice": dice,
-               "output": meta.output, "aggregator": summary["aggregator"], "experts_fused": summary["experts_fused"],
-               "groups": {g: [names[v] for v in meta.groups[g]] for g in GROUP_NAMES},
+               "output": meta.output, **summary,
+               "groups": {g: [meta.class_names[v] for v in meta.groups[g]] for g in GROUP_NAMES},
                "test_cases": test_ids, "training": {"preset": settings.preset, "iterations": result.iteration,
                                                     "best_validation_mean_dice": result.best_mean_dice,
                                                     "median_iterations_per_s": _median(rates)},
@@ -205,7 +200,7 @@ def _write_report(out: Path, meta, metrics: dict[str, Any], events: list[dict], 
              "aggregation decoder (the paper's output); *experts fused* is the experts' logit "
              "concatenation, the pseudo-label the aggregator learns from. In a short run the experts "
              "find the small organs before the aggregator does.", "",
-             dice_table({"aggregator": metrics["aggregator"], "experts fused": metrics["experts_fused"]}, group_of),
+             dice_table({head.replace("_", " "): metrics[head] for head in heads_of(meta)}, group_of),
              "## Grouping (Divide)", "", "![grouping](grouping.png)", "",
              "## Training", "", "![training](training.png)", "",
              "## Segmentation and attention maps", ""]
@@ -213,18 +208,13 @@ def _write_report(out: Path, meta, metrics: dict[str, Any], events: list[dict], 
     write_text_atomic(out / "report.md", "\n".join(lines) + "\n")
 
 
-def _summarise(per_organ: dict[str, list[float]], meta: ModelMeta) -> dict[str, Any]:
+def _summarise(cases: list[dict[str, OrganScore]], meta: ModelMeta) -> dict[str, Any]:
     """Mean Dice per organ over the cases, per group and overall."""
     names = meta.class_names
-    scored = dice_per_organ(per_organ)
+    scored = dice_by_organ(cases)
     dice = {names[v]: scored[names[v]] for v in sorted(names) if names[v] in scored}
-    group_dice = {g: _mean([dice.get(names[v]) for v in meta.groups[g]]) for g in GROUP_NAMES}
-    return {"mean_dice": _mean(list(dice.values())), "group_dice": group_dice, "dice": dice}
-
-
-def _mean(values: list[float | None]) -> float | None:
-    mean = finite_mean(values)
-    return round(mean, 4) if mean is not None else None
+    group_dice = {g: mean_of([dice.get(names[v]) for v in meta.groups[g]]) for g in GROUP_NAMES}
+    return {"mean_dice": mean_of(dice.values()), "group_dice": group_dice, "dice": dice}
 
 
 def _median(values: list[float]) -> float | None:

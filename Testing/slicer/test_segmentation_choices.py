@@ -16,7 +16,7 @@ from segmentation_models import tiny_abd14_model
 from dcaseg.data.imageio import read_image
 from dcaseg.data.phantom import make_phantom
 from dcaseg.errors import PackageError
-from dcaseg.inference import Predictor
+from dcaseg.inference import Predictor, PredictorOptions
 from DCASegmentationLib.attention import EXPERT_COLORMAPS, color_node_id
 from DCASegmentationLib.dependencies import PIP_REQUIREMENTS, MissingPackages, consent_text, missing_packages, satisfied
 from DCASegmentationLib.device_info import DeviceQuery, query_devices
@@ -185,7 +185,7 @@ def test_the_shipped_demo_model_is_listed_valid_and_finds_organs_in_a_phantom(tm
     assert demo.meta is not None and demo.meta.groups["tail"]
     make_phantom(tmp_path / "phantom", 1, 1, seed=1000)
     image = tmp_path / "phantom" / "images" / "phantom_000.nii.gz"
-    labels = Predictor(demo.path, device="cpu", overlap=0.25).predict(image).labels
+    labels = Predictor(demo.path, PredictorOptions(device="cpu", overlap=0.25)).predict(image).labels
     reference = read_image(tmp_path / "phantom" / "labels" / "phantom_000.nii.gz")
     liver = 6
     found = sitk.GetArrayFromImage(labels) == liver

@@ -18,9 +18,9 @@ import numpy as np
 from ..atomic import atomic_write
 from ..grouping import GROUP_NAMES, group_color_hex
 from ..metrics import MISSING_IN_PREDICTION
+from ..package_meta import OUTPUTS
 from .variants import ROWS, VARIANTS
 
-OUTPUTS = ("aggregator", "fused")
 SHORT_NAMES = {"spleen": "Sp", "kidney_right": "RK", "kidney_left": "LK", "gallbladder": "Ga",
                "esophagus": "Es", "liver": "Li", "stomach": "St", "aorta": "Ao", "inferior_vena_cava": "IVC",
                "portal_vein_and_splenic_vein": "PSV", "pancreas": "Pa", "adrenal_gland_right": "RAG",
@@ -78,11 +78,11 @@ def build_report(header: Mapping[str, Any], records: Mapping[str, Mapping[str, A
         entry: dict[str, Any] = {"section": section, "label": label, "variant": variant,
                                  "description": VARIANTS[variant].description, "seeds": [r["seed"] for r in runs],
                                  "train_seconds": _mean_std([r["train_seconds"] for r in runs])}
-        for output in OUTPUTS:
-            per_seed = [summarise_run(r["scores"][output], organs, groups) for r in runs if output in r["scores"]]
+        for head in OUTPUTS:
+            per_seed = [summarise_run(r["scores"][head], organs, groups) for r in runs if head in r["scores"]]
             if per_seed:
-                entry[output] = aggregate(per_seed)
-                entry[f"{output}_per_seed"] = per_seed
+                entry[head] = aggregate(per_seed)
+                entry[f"{head}_per_seed"] = per_seed
         rows.append(entry)
     reported = {keys[row["variant"]] for row in rows}
     machines = Counter(r.get("machine", "not recorded") for r in records.values() if r["key"] in reported)
@@ -122,7 +122,7 @@ def markdown(report: Mapping[str, Any]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in report["rows"]:
         agg = row["aggregator"]
-        fused = _fmt(row["fused"]["tail"]) if "fused" in row else "–"
+        fused = _fmt(row["experts_fused"]["tail"]) if "experts_fused" in row else "–"
         lines.append(f"| {row['section']} | {row['label']} | " + " | ".join(_fmt(agg[k]) for k in HEADLINE)
                      + f" | {_fmt(agg['missed'], 1)} | {fused} | {agg['seeds']} | {_fmt(row['train_seconds'], 0)} |")
     organs = report["organs"]

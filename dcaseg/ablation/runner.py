@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import SimpleITK as sitk
 import torch
 
 from .. import __version__
@@ -36,9 +35,10 @@ from ..data.phantom_anatomy import CLASS_NAMES
 from ..errors import InputError
 from ..events import Reporter
 from ..grouping import GROUP_NAMES, count_voxels, log_gap_grouping
+from ..inference import PredictorOptions
 from ..inference.devices import resolve_device
-from ..inference.predictor import Predictor
-from ..metrics import evaluate_pair
+from ..package import ModelPackage, load_package
+from ..scoring import heads_of, score_case, scoring_predictor
 from ..training.config import TrainConfig
 from ..training.run_folder import RunFolder, read_json
 from ..training.trainer import Trainer, TrainRequest
@@ -178,7 +178,7 @@ def run_ablation(out: Path, settings: AblationSettings, command: str, device: st
     folders: dict[str, str] = {}
     for name in settings.variants:
         folders.setdefault(keys[name], name)
-    records: dict[str, Any] = read_json(layout.results)["runs"] if layout.results.is_file() else {}
+    records = _read_records(layout.results)
     selected = [(f"{key}#{seed}", name, key, seed) for seed in range(settings.seeds) for key, name in folders.items()]
     header = {"date": datetime.date.today().isoformat(), "machine": machine_description(target),
               "engine_version": __version__, "command": command, "device": str(target),
@@ -255,35 +255,35 @@ def _train_and_score(layout: AblationLayout, name: str, key: str, seed: int, con
     if result.model is None or result.stopped:
         raise InputError(f"run {name} seed {seed} stopped at iteration {result.iteration} without a model")
     trained = time.perf_counter()
-    scores = score_cases(Predictor(result.model, device=device.type, overlap=SCORE_OVERLAP), layout.test)
+    scores = score_cases(load_package(result.model), layout.test, device)
     RunFolder(run_dir).checkpoint.unlink(missing_ok=True)  # the model package is kept; checkpoints are large
     return {"variant": name, "key": key, "seed": seed, "iterations": result.iteration,
             "train_seconds": round(trained - start, 2), "eval_seconds": round(time.perf_counter() - trained, 2),
             "model": str(result.model), "scores": scores}
 
 
-def score_cases(predictor: Predictor, folder: Path) -> dict[str, dict[str, Any]]:
-    """Score every case of ``folder`` (``images/`` + ``labels/``, NIfTI): output → case → organ → scores.
-
-    Outputs are ``aggregator`` (the aggregation decoder) and, for a model with experts, ``fused``
-    (their logit concatenation).
-    """
-    has_experts = predictor.meta.architecture.experts != "none"
-    scores: dict[str, dict[str, Any]] = {"aggregator": {}}
-    if has_experts:
-        scores["fused"] = {}
-    names = predictor.meta.class_names
+def score_cases(package: ModelPackage, folder: Path, device: torch.device) -> dict[str, dict[str, Any]]:
+    """Score every case of ``folder`` (``images/`` + ``labels/``, NIfTI) with each head of the model
+    (``dcaseg.scoring``): head → case → organ → scores."""
+    predictor = scoring_predictor(package.build_network(device), package.meta,
+                                  PredictorOptions(overlap=SCORE_OVERLAP))
+    scores: dict[str, dict[str, Any]] = {head: {} for head in heads_of(package.meta)}
     for image_path in sorted((folder / "images").glob("*.nii.gz")):
         case_id = image_path.name.removesuffix(".nii.gz")
-        image, reference = read_image(image_path), read_image(folder / "labels" / image_path.name)
-        prediction = predictor.predict(image, fused=has_experts)
-        outputs = {"aggregator": prediction.labels, "fused": prediction.fused_labels}
-        for output in scores:
-            labels = outputs[output]
-            assert labels is not None
-            ref = sitk.Cast(reference, labels.GetPixelID())
-            scores[output][case_id] = {organ: s.to_dict() for organ, s in evaluate_pair(labels, ref, names).items()}
+        scored = score_case(predictor, read_image(image_path), read_image(folder / "labels" / image_path.name))
+        for head, organs in scored.scores.items():
+            scores[head][case_id] = {organ: score.to_dict() for organ, score in organs.items()}
     return scores
+
+
+def _read_records(results: Path) -> dict[str, Any]:
+    """The finished runs of ``results.json``; records written before the experts' head had its one
+    name (``experts_fused``) store it as ``fused`` and are read under the new name."""
+    records: dict[str, Any] = read_json(results)["runs"] if results.is_file() else {}
+    for record in records.values():
+        if "fused" in record["scores"]:
+            record["scores"]["experts_fused"] = record["scores"].pop("fused")
+    return records
 
 
 def _write_report(layout: AblationLayout, header: dict[str, Any], records: dict[str, Any], keys: dict[str, str],

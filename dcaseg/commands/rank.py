@@ -11,7 +11,7 @@ from ..data.dataset import detect_layout, scan_dataset
 from ..data.imageio import image_extension, strip_image_extension
 from ..errors import InputError
 from ..events import Reporter, reporter_for
-from ..inference import DEFAULT_OVERLAP, Predictor
+from ..inference import DEFAULT_OVERLAP, Predictor, PredictorOptions
 from ..inference.devices import DEVICE_CHOICES
 
 HELP = "rank unlabeled cases by the model's uncertainty (experts vs aggregator disagreement, or entropy)"
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     volumes = collect_volumes(args.inputs)
     if not volumes:
         raise InputError("nothing to rank: no unlabeled cases or images in " + ", ".join(map(str, args.inputs)))
-    predictor = Predictor(args.model, device=args.device, overlap=args.overlap, reporter=Reporter())
+    predictor = Predictor(args.model, PredictorOptions(device=args.device, overlap=args.overlap), Reporter())
     ranking = rank(score_volumes(predictor, volumes, reporter), args.score)
     document = {"score": args.score, "model": str(args.model), "cases": [s.to_dict() for s in ranking]}
     if args.out:

@@ -21,7 +21,7 @@ from ..data.imageio import GeometryWarning, image_extension, strip_image_extensi
 from ..errors import DcaError, InputError
 from ..events import Reporter, reporter_for
 from ..grouping import GROUP_NAMES
-from ..inference import DEFAULT_OVERLAP, Prediction, Predictor
+from ..inference import DEFAULT_OVERLAP, Prediction, Predictor, PredictorOptions
 from ..inference.devices import DEVICE_CHOICES, PRECISIONS, resolve_device, use_all_cpu_cores
 from ..outputs.dicom_seg import check_sources, read_source_series
 from ..outputs.formats import (
@@ -104,8 +104,9 @@ def _run(args: argparse.Namespace, reporter: Reporter) -> int:
     if resolve_device(args.device).type == "cpu":
         use_all_cpu_cores()
     reporter.stage("loading model")
-    predictor = Predictor(args.model, device=args.device, overlap=args.overlap,
-                          windows_per_batch=args.windows_per_batch, reporter=reporter, precision=args.precision)
+    options = PredictorOptions(device=args.device, overlap=args.overlap, precision=args.precision,
+                               windows_per_batch=args.windows_per_batch)
+    predictor = Predictor(args.model, options, reporter)
     classes = [c.to_dict() for c in predictor.meta.classes]
     if folder_cases is None:
         written = segment_case(predictor, args.input, targets, args)

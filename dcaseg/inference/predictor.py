@@ -26,7 +26,6 @@ from ..grouping import GROUP_NAMES
 from ..nets import DCANet
 from ..package import ModelMeta, ModelPackage, load_package
 from .devices import (
-    PRECISIONS,
     autocast_dtype,
     default_windows_per_batch,
     free_device_memory,
@@ -35,7 +34,8 @@ from .devices import (
 )
 from .fallback import ExecutionPlan, run_with_fallback
 from .model_grid import ModelGridVolume, restore, to_model_grid
-from .sliding_window import DEFAULT_OVERLAP, gaussian_weights, plan_windows, stitch_windows, windows_holding
+from .options import PredictorOptions
+from .sliding_window import gaussian_weights, plan_windows, stitch_windows, windows_holding
 
 DEVICE_MEMORY_SHARE = 0.5  # accumulate on the GPU only if the buffers take at most this share of free memory
 
@@ -61,69 +61,52 @@ class Prediction:
 
 
 class Predictor:
-    """Segments volumes with one model; see ``predict``.
+    """Segments volumes with one model, run as ``options`` say (``PredictorOptions``); see ``predict``."""
 
-    ``body_crop`` (run windows only around the body) and ``mask_to_body`` (background outside the
-    patient) follow the model when None: on for CT models whose preprocessing crops to the body.
-    ``skip_outside_body`` (run no window that holds no body voxel; labels inside the body stay
-    those of the run over every window) follows ``body_crop`` when None.
-    """
-
-    def __init__(self, model: str | Path | ModelPackage, device: str = "auto", overlap: float = DEFAULT_OVERLAP,
-                 windows_per_batch: int | None = None, reporter: Reporter | None = None,
-                 body_crop: bool | None = None, precision: str = "auto", mask_to_body: bool | None = None,
-                 skip_outside_body: bool | None = None) -> None:
+    def __init__(self, model: str | Path | ModelPackage, options: PredictorOptions | None = None,
+                 reporter: Reporter | None = None) -> None:
+        options = options or PredictorOptions()
         package = model if isinstance(model, ModelPackage) else load_package(model)
-        target = resolve_device(device)
+        target = resolve_device(options.device)
         network = package.build_network(target)
         if uses_channels_last(target):
             # torch's stubs omit Module.to's memory_format
             network = network.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
-        self._setup(network, package.meta, target, overlap, windows_per_batch, reporter, body_crop, precision,
-                    mask_to_body, skip_outside_body)
+        self._setup(network, package.meta, target, options, reporter)
 
     @classmethod
-    def from_network(cls, network: DCANet, meta: ModelMeta, device: str = "auto", overlap: float = DEFAULT_OVERLAP,
-                     windows_per_batch: int | None = None, reporter: Reporter | None = None,
-                     body_crop: bool | None = None, precision: str = "auto",
-                     mask_to_body: bool | None = None, skip_outside_body: bool | None = None) -> Predictor:
+    def from_network(cls, network: DCANet, meta: ModelMeta, options: PredictorOptions | None = None,
+                     reporter: Reporter | None = None) -> Predictor:
         """A predictor around a network in memory (e.g. the trainer's, for validation).
 
-        The network is used as it is (its device and memory layout are kept; ``device`` other than
+        The network is used as it is (its device and memory layout are kept; a device other than
         ``auto`` must name its device) and its train/eval mode is restored after each prediction.
         """
+        options = options or PredictorOptions()
         own = next(network.parameters()).device
-        target = own if device == "auto" else resolve_device(device)
+        target = own if options.device == "auto" else resolve_device(options.device)
         if target != own:
             raise InputError(f"the network is on {own}, not on the requested device {target}")
         predictor = cls.__new__(cls)
-        predictor._setup(network, meta, target, overlap, windows_per_batch, reporter, body_crop, precision,
-                         mask_to_body, skip_outside_body)
+        predictor._setup(network, meta, target, options, reporter)
         return predictor
 
-    def _setup(self, network: DCANet, meta: ModelMeta, device: torch.device, overlap: float,
-               windows_per_batch: int | None, reporter: Reporter | None, body_crop: bool | None,
-               precision: str, mask_to_body: bool | None, skip_outside_body: bool | None) -> None:
-        if not 0.0 <= overlap < 1.0:
-            raise InputError(f"overlap must be at least 0 and below 1, got {overlap}")
-        if windows_per_batch is not None and windows_per_batch < 1:
-            raise InputError(f"windows per batch must be at least 1, got {windows_per_batch}")
-        if precision not in PRECISIONS:
-            raise InputError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    def _setup(self, network: DCANet, meta: ModelMeta, device: torch.device, options: PredictorOptions,
+               reporter: Reporter | None) -> None:
         self.network = network
         self.meta = meta
         self.device = device
-        self.overlap = overlap
-        self.windows_per_batch = windows_per_batch or default_windows_per_batch(
+        self.overlap = options.overlap
+        self.windows_per_batch = options.windows_per_batch or default_windows_per_batch(
             device, int(np.prod(meta.preprocessing.patch_size)))
-        self.precision = precision
+        self.precision = options.precision
         self.reporter = reporter or Reporter(python_warnings_sink)  # warnings are never dropped
         ct_body = meta.preprocessing.body_crop and meta.preprocessing.intensity.get("mode") == "ct-window"
-        self.body_crop = ct_body if body_crop is None else body_crop
+        self.body_crop = ct_body if options.body_crop is None else options.body_crop
         # No organ outside the patient: a model trained on few cases can call the air beside the body
         # an organ (seen on the real CT fixture with the phantom-trained demo model).
-        self.mask_to_body = ct_body if mask_to_body is None else mask_to_body
-        self.skip_outside_body = self.body_crop if skip_outside_body is None else skip_outside_body
+        self.mask_to_body = ct_body if options.mask_to_body is None else options.mask_to_body
+        self.skip_outside_body = self.body_crop if options.skip_outside_body is None else options.skip_outside_body
         self._values = torch.tensor(meta.label_values)
         self._label_type = np.uint8 if max(meta.label_values) <= 255 else np.uint16
         self._weights: dict[torch.device, Tensor] = {}

@@ -1,16 +1,18 @@
 """Validation during training: the predictor on the fixed validation cases, Dice per organ."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import SimpleITK as sitk
 import torch
 
 from ..data.imageio import read_image
-from ..inference import Predictor
-from ..metrics import dice_per_organ, evaluate_pair, finite_mean
+from ..inference import PredictorOptions
+from ..metrics import OrganScore
 from ..nets import DCANet
 from ..package import ModelMeta
+from ..scoring import dice_by_organ, has_experts, mean_of, score_case, scoring_predictor
 from .plan import TrainingPlan
 
 
@@ -59,29 +61,17 @@ class Validator:
     def run(self, network: DCANet, meta: ModelMeta) -> ValidationResult:
         was_training = network.training
         network.eval()
-        has_experts = meta.architecture.experts != "none"
-        scores: dict[str, dict[str, list[float]]] = {"aggregator": {}, "experts_fused": {}}
         try:
-            predictor = Predictor.from_network(network, replace(meta, output="aggregator"), overlap=self.overlap)
-            for _, image, reference in self.cases:
-                prediction = predictor.predict(image, fused=has_experts)
-                reference = sitk.Cast(reference, prediction.labels.GetPixelID())
-                reference.CopyInformation(prediction.labels)
-                for output, labels in (("aggregator", prediction.labels), ("experts_fused", prediction.fused_labels)):
-                    if labels is None:
-                        continue
-                    for organ, score in evaluate_pair(labels, reference, self.class_names).items():
-                        if score.dice is not None:
-                            scores[output].setdefault(organ, []).append(float(score.dice))
+            predictor = scoring_predictor(network, meta, PredictorOptions(overlap=self.overlap))
+            cases = [score_case(predictor, image, reference).scores for _, image, reference in self.cases]
         finally:
             network.train(was_training)
-        dice, mean = _summarise(scores["aggregator"])
-        if not has_experts:
+        dice, mean = _summarise(case["aggregator"] for case in cases)
+        if not has_experts(meta):
             return ValidationResult(dice, mean)
-        return ValidationResult(dice, mean, *_summarise(scores["experts_fused"]))
+        return ValidationResult(dice, mean, *_summarise(case["experts_fused"] for case in cases))
 
 
-def _summarise(per_case: dict[str, list[float]]) -> tuple[dict[str, float], float]:
-    dice = dice_per_organ(per_case)
-    mean = finite_mean(list(dice.values()))
-    return dice, round(mean, 4) if mean is not None else 0.0
+def _summarise(cases: Iterable[Mapping[str, OrganScore]]) -> tuple[dict[str, float], float]:
+    dice = dice_by_organ(cases)
+    return dice, mean_of(dice.values()) or 0.0
