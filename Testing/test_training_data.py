@@ -10,12 +10,12 @@ import torch
 from training_helpers import small_phantom
 
 from dcaseg.data.augment import augment
+from dcaseg.data.augment_config import AugmentConfig
 from dcaseg.data.cache import CachedCase, PreprocessCache, PreprocessSettings
 from dcaseg.data.sampling import PatchSampler
 from dcaseg.errors import InputError
 from dcaseg.nets import ArchitectureConfig, DCANet
 from dcaseg.training.batchnorm import recalibrate_batch_norm
-from dcaseg.training.config import AugmentConfig
 from dcaseg.training.run_folder import resolve_split
 
 CT = {"mode": "ct-window", "window": [-75.0, 275.0]}

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..training.config import AugmentConfig
+from .augment_config import AugmentConfig
 
 
 def augment(images: Tensor, labels: Tensor | None, config: AugmentConfig,

@@ -12,8 +12,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ..data.augment_config import AugmentConfig
 from ..errors import InputError
-from .config import AugmentConfig, TrainConfig
+from .config import TrainConfig
 from .run_folder import read_json
 
 LEGACY_DEFAULTS = ("fusion", "aggregator_on_labels")
