@@ -26,7 +26,7 @@ from .. import __version__
 from ..atomic import write_json_atomic
 from ..data.augment import augment
 from ..data.cache import PreprocessCache, dataset_fingerprint
-from ..data.sampling import PatchSampler, prefetch
+from ..data.sampling import Batch, PatchSampler, prefetch
 from ..errors import DcaError, InputError
 from ..events import Reporter, file_sink
 from ..inference.devices import resolve_device, usable_cores
@@ -39,7 +39,7 @@ from .distributed import any_rank, barrier, gather_floats, init_distributed, shu
 from .losses import dice_ce_loss, ramp_weight, supervised_loss, unsupervised_loss
 from .mean_teacher import MeanTeacher, consistency_loss
 from .plan import TrainingPlan, make_plan
-from .run_config import read_run_config
+from .run_config import StoredRun, read_run_config
 from .run_folder import RunFolder, check_outside_dataset, tensorboard_sink
 from .stop_request import StopRequest
 from .validation import Validator
@@ -74,6 +74,25 @@ class TrainResult:
     stopped: bool
     best_mean_dice: float | None
     interrupted: bool = False
+
+
+@dataclass
+class RunState:
+    """What one run trains with, made once before the first iteration and carried by the loop."""
+
+    plan: TrainingPlan
+    network: DCANet                  # the weights
+    model: torch.nn.Module           # what each step calls: the network, wrapped in DDP under torchrun
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    sampler: PatchSampler
+    validator: Validator | None      # rank 0 only
+    teacher: MeanTeacher | None      # the mean-teacher baseline's EMA network
+    bn_volumes: list[np.ndarray]     # training volumes that set BatchNorm statistics before validation
+    memory_format: torch.memory_format
+    use_amp: bool
+    iteration: int = 0               # iterations done
+    best: float | None = None        # the best validation mean Dice so far
 
 
 def cpu_threads(processes: int = 1) -> int:
@@ -122,14 +141,18 @@ class Trainer:
     def __init__(self, request: TrainRequest, reporter: Reporter | None = None) -> None:
         self.request = request
         self.run_folder = RunFolder(Path(request.run))
-        self._stored_spacing: tuple[float, ...] | None = None
         device = resolve_device(request.device)
-        base = self._resumed_config() if request.resume else \
-            (request.config or preset(preset_for_device(device.type)))
+        stored = self._stored_run() if request.resume else None
+        base = stored.train if stored else (request.config or preset(preset_for_device(device.type)))
         self.config = base.with_overrides(**request.overrides)
-        if request.data is None:
+        # On resume the run's own dataset (unless another copy is named), initial weights and grid.
+        data = request.data or (stored.data if stored else None)
+        if data is None:
             raise InputError("no dataset folder given")
-        check_outside_dataset(self.run_folder.path, Path(request.data))
+        self.data = Path(data)
+        self.init_from = stored.init_from if stored else request.init_from
+        self.target_spacing = stored.target_spacing if stored else None
+        check_outside_dataset(self.run_folder.path, self.data)
         self.ctx = init_distributed(use_cuda=device.type == "cuda")
         # under torchrun each rank takes its local GPU
         on_rank_gpu = device.type == "cuda" and self.ctx.enabled
@@ -138,14 +161,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
 
-    def _resumed_config(self) -> TrainConfig:
+    def _stored_run(self) -> StoredRun:
         if not self.run_folder.config.is_file():
             raise InputError(f"{self.run_folder.path}: not a training run (no config.json) to resume")
-        stored = read_run_config(self.run_folder.config)
-        self.request.data = self.request.data or stored.data
-        self.request.init_from = stored.init_from
-        self._stored_spacing = stored.target_spacing
-        return stored.train
+        return read_run_config(self.run_folder.config)
 
     def _reporter(self, reporter: Reporter | None) -> Reporter:
         if not self.ctx.is_main:
@@ -209,22 +228,32 @@ class Trainer:
             shutdown(self.ctx)
 
     def _train(self) -> TrainResult:
-        config, run, reporter = self.config, self.run_folder, self.reporter
+        run, reporter = self.run_folder, self.reporter
         if not self.request.resume and run.checkpoint.is_file() and self.ctx.is_main:
             reporter.warning(f"{run.path} holds an earlier run; starting again at iteration 0 "
                              "with its split and grouping (use --resume to continue it)")
         reporter.stage("plan")
-        assert self.request.data is not None  # checked in __init__
-        plan = make_plan(Path(self.request.data), run, config, init_from=self.request.init_from,
-                         regroup=self.request.regroup, write=self.ctx.is_main, reporter=reporter,
-                         target_spacing=self._stored_spacing)
+        plan = make_plan(self.data, run, self.config, init_from=self.init_from, regroup=self.request.regroup,
+                         write=self.ctx.is_main, reporter=reporter, target_spacing=self.target_spacing)
         if self.ctx.is_main:
-            write_json_atomic(run.config, {"data": str(Path(self.request.data).resolve()),
-                                           "train": config.to_dict(), "world_size": self.ctx.world_size,
-                                           "init_from": str(self.request.init_from) if self.request.init_from else None,
+            write_json_atomic(run.config, {"data": str(self.data.resolve()),
+                                           "train": self.config.to_dict(), "world_size": self.ctx.world_size,
+                                           "init_from": str(self.init_from) if self.init_from else None,
                                            "target_spacing": list(plan.preprocessing.target_spacing),
                                            "engine_version": __version__})
         barrier(self.ctx)
+        state = self._start(plan)
+        reporter.stage("train")
+        with StopRequest(self.run_folder.path) as stop, warnings.catch_warnings():
+            # In channels_last_3d the CPU's 1×1×1 kernels return their gradients in other strides
+            # of the same memory order; DistributedDataParallel copies them into its buckets and
+            # would warn about it once.
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+            return self._loop(state, stop)
+
+    def _start(self, plan: TrainingPlan) -> RunState:
+        """The network, optimizer and data of the run (from its checkpoint on resume)."""
+        config, run, reporter = self.config, self.run_folder, self.reporter
         if self.device.type == "cpu":
             torch.set_num_threads(cpu_threads(self.ctx.world_size))
         torch.manual_seed(config.seed)
@@ -243,97 +272,53 @@ class Trainer:
         optimizer = make_optimizer(network, config)
         use_amp = config.amp and self.device.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-        start, best = 0, None
+        teacher = MeanTeacher(network, config.ema_decay) if config.mean_teacher else None
+        iteration, best = 0, None
         if self.request.resume:
-            state = load_checkpoint(run.checkpoint)
-            network.load_state_dict(state["network"])
-            optimizer.load_state_dict(state["optimizer"])
-            if state["scaler"]:
-                scaler.load_state_dict(state["scaler"])
-            set_rng_state(state["rng"])
-            start, best = int(state["iteration"]), state["extra"].get("best_mean_dice")
-            reporter.emit("resumed", iteration=start, checkpoint=str(run.checkpoint))
-        self._teacher = MeanTeacher(network, config.ema_decay) if config.mean_teacher else None
-        if self._teacher is not None and self.request.resume:
-            self._teacher.load_state_dict(state["extra"]["teacher"])
+            saved = load_checkpoint(run.checkpoint)
+            network.load_state_dict(saved["network"])
+            optimizer.load_state_dict(saved["optimizer"])
+            if saved["scaler"]:
+                scaler.load_state_dict(saved["scaler"])
+            set_rng_state(saved["rng"])
+            iteration, best = int(saved["iteration"]), saved["extra"].get("best_mean_dice")
+            if teacher is not None:
+                teacher.load_state_dict(saved["extra"]["teacher"])
+            reporter.emit("resumed", iteration=iteration, checkpoint=str(run.checkpoint))
         reporter.stage("preprocess")
         cache = self._prepare_cache(plan)
         sampler = PatchSampler([cache.load(c, True) for c in plan.split["labeled"]],
                                [cache.load(c, False) for c in plan.split["unlabeled"]],
                                tuple(reversed(config.patch_size)), plan.architecture.num_classes,
                                config.foreground_share, config.rare_class_power, config.seed, self.ctx.rank)
-        validator = Validator(plan, config.val_overlap) if self.ctx.is_main else None
         cases = sampler.labeled + [c for c in sampler.unlabeled if c not in sampler.labeled]
         picks = np.linspace(0, len(cases) - 1, min(len(cases), BN_VOLUMES)).round().astype(int)
-        self._bn_volumes = [cases[i].image for i in sorted(set(picks.tolist()))]
-        self._memory_format = memory_format
         model = wrap(network, self.ctx, self.device)
         model.train()
-        reporter.stage("train")
-        with StopRequest(self.run_folder.path) as stop, warnings.catch_warnings():
-            # In channels_last_3d the CPU's 1×1×1 kernels return their gradients in other strides
-            # of the same memory order; DistributedDataParallel copies them into its buckets and
-            # would warn about it once.
-            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-            return self._loop(plan, network, model, optimizer, scaler, sampler, validator, start, best,
-                              stop, memory_format, use_amp)
+        return RunState(plan=plan, network=network, model=model, optimizer=optimizer, scaler=scaler, sampler=sampler,
+                        validator=Validator(plan, config.val_overlap) if self.ctx.is_main else None,
+                        teacher=teacher, bn_volumes=[cases[i].image for i in sorted(set(picks.tolist()))],
+                        memory_format=memory_format, use_amp=use_amp, iteration=iteration, best=best)
 
-    def _loop(self, plan: TrainingPlan, network: DCANet, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-              scaler: torch.amp.GradScaler, sampler: PatchSampler, validator: Validator | None, start: int,
-              best: float | None, stop: StopRequest, memory_format: torch.memory_format,
-              use_amp: bool) -> TrainResult:
+    def _loop(self, state: RunState, stop: StopRequest) -> TrainResult:
         config, run, reporter, ctx = self.config, self.run_folder, self.reporter, self.ctx
-        n_labeled = config.labeled_batch
-        n_unlabeled = config.unlabeled_batch
-        unsup_on_all = config.pseudo_on_labeled or n_unlabeled == 0
-        teacher = self._teacher
-        use_unsup = config.mode == "dca" or config.self_training or teacher is not None
-        num_classes = plan.architecture.num_classes
-        expert_classes = plan.architecture.expert_classes
-        autocast = (torch.autocast("cuda", dtype=torch.float16) if use_amp else nullcontext())
+        use_unsup = config.mode == "dca" or config.self_training or state.teacher is not None
         sums = {"loss": 0.0, "loss_sup": 0.0, "loss_unsup": 0.0}
         counted, tick = 0, time.perf_counter()
-        done, stopped = start, False
-        for batch in prefetch(sampler, start, config.iterations, n_labeled, n_unlabeled):
+        stopped = False
+        for batch in prefetch(state.sampler, state.iteration, config.iterations, config.labeled_batch,
+                              config.unlabeled_batch):
             iteration = batch.iteration
             lr = config.lr_at(iteration)
             lam = ramp_weight(iteration, config.ramp_iterations, config.lambda_max) if use_unsup else 0.0
-            for group in optimizer.param_groups:
+            for group in state.optimizer.param_groups:
                 group["lr"] = lr
-            generator = torch.Generator().manual_seed(_batch_seed(config.seed, ctx.rank, iteration))
-            labeled = torch.from_numpy(batch.labeled_images).to(self.device, non_blocking=True)
-            labels = torch.from_numpy(batch.labels).to(self.device, non_blocking=True)
-            unlabeled = torch.from_numpy(batch.unlabeled_images).to(self.device, non_blocking=True)
-            labeled, augmented_labels = augment(labeled, labels, config.augment, generator)
-            assert augmented_labels is not None  # labels in, labels out
-            labels = augmented_labels
-            unlabeled, _ = augment(unlabeled, None, config.augment, generator)
-            assert labels is not None
-            student_unlabeled = unlabeled if teacher is None else teacher.student_input(unlabeled, generator)
-            x = torch.cat([labeled, student_unlabeled]).contiguous(memory_format=memory_format)
-            with autocast:
-                output: DCAOutput = model(x)
-                targets = teacher.targets(unlabeled.contiguous(memory_format=memory_format)) if teacher else None
-            loss_sup, _ = supervised_loss(_take(output, slice(0, n_labeled)), labels, expert_classes, num_classes)
-            if config.aggregator_on_labels and output.expert_logits:
-                loss_sup = loss_sup + dice_ce_loss(output.logits[:n_labeled], labels)
-            loss_unsup = torch.zeros((), device=self.device)
-            if targets is not None:
-                loss_unsup = consistency_loss(output.logits[n_labeled:], targets)
-            elif use_unsup:
-                part = slice(0, None) if unsup_on_all else slice(n_labeled, None)
-                loss_unsup = unsupervised_loss(_take(output, part))
-            loss = loss_sup + lam * loss_unsup
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            done = iteration + 1
-            if teacher is not None:
-                teacher.update(network, done)
-            sums["loss"] += float(loss.detach())
-            sums["loss_sup"] += float(loss_sup.detach())
-            sums["loss_unsup"] += float(loss_unsup.detach())
+            losses = self._step(state, batch, lam, use_unsup)
+            state.iteration = done = iteration + 1
+            if state.teacher is not None:
+                state.teacher.update(state.network, done)
+            for name, value in losses.items():
+                sums[name] += value
             counted += 1
             reporter.progress("train", done, config.iterations)
             if done % config.log_every == 0 or done == config.iterations:
@@ -344,47 +329,84 @@ class Trainer:
                 sums = dict.fromkeys(sums, 0.0)
                 counted, tick = 0, time.perf_counter()
             if done % config.val_every == 0 or done == config.iterations:
-                best = self._validate(plan, network, done, best, validator)
+                self._validate(state)
                 barrier(ctx)
             stopped = any_rank(ctx, stop.requested, self.device)
             if ctx.is_main and (done % config.checkpoint_every == 0 or done == config.iterations or stopped):
-                save_checkpoint(run.checkpoint, network=network, optimizer=optimizer, scaler=scaler,
-                                iteration=done, extra={"best_mean_dice": best,
-                                                       **({"teacher": teacher.state_dict()} if teacher else {})})
+                teacher = state.teacher
+                save_checkpoint(run.checkpoint, network=state.network, optimizer=state.optimizer,
+                                scaler=state.scaler, iteration=done,
+                                extra={"best_mean_dice": state.best,
+                                       **({"teacher": teacher.state_dict()} if teacher else {})})
                 reporter.emit("checkpoint", iteration=done, path=str(run.checkpoint))
             if stopped:
                 reporter.emit("stopped", iteration=done, checkpoint=str(run.checkpoint))
                 break
-        checksums = gather_floats(ctx, [_weights_checksum(network)], self.device)
+        checksums = gather_floats(ctx, [_weights_checksum(state.network)], self.device)
         model_path = run.model if (run.model / "model.json").is_file() else None
         if not stopped:
-            reporter.emit("done", iteration=done, best_mean_dice=best,
+            reporter.emit("done", iteration=state.iteration, best_mean_dice=state.best,
                           outputs={"model": str(run.model) if model_path else None, "run": str(run.path)},
                           rank_weight_checksums=[c[0] for c in checksums])
-        return TrainResult(model_path, done, stopped, best, interrupted=stopped and stop.signalled)
+        return TrainResult(model_path, state.iteration, stopped, state.best, interrupted=stopped and stop.signalled)
 
-    def _validate(self, plan: TrainingPlan, network: DCANet, iteration: int, best: float | None,
-                  validator: Validator | None) -> float | None:
+    def _step(self, state: RunState, batch: Batch, lam: float, use_unsup: bool) -> dict[str, float]:
+        """One optimizer step on ``batch`` (labeled patches first); returns its losses."""
+        config, ctx, device = self.config, self.ctx, self.device
+        n_labeled, teacher, memory_format = config.labeled_batch, state.teacher, state.memory_format
+        architecture = state.plan.architecture
+        generator = torch.Generator().manual_seed(_batch_seed(config.seed, ctx.rank, batch.iteration))
+        labeled = torch.from_numpy(batch.labeled_images).to(device, non_blocking=True)
+        labels = torch.from_numpy(batch.labels).to(device, non_blocking=True)
+        unlabeled = torch.from_numpy(batch.unlabeled_images).to(device, non_blocking=True)
+        labeled, augmented_labels = augment(labeled, labels, config.augment, generator)
+        assert augmented_labels is not None  # labels in, labels out
+        labels = augmented_labels
+        unlabeled, _ = augment(unlabeled, None, config.augment, generator)
+        student_unlabeled = unlabeled if teacher is None else teacher.student_input(unlabeled, generator)
+        x = torch.cat([labeled, student_unlabeled]).contiguous(memory_format=memory_format)
+        with torch.autocast("cuda", dtype=torch.float16) if state.use_amp else nullcontext():
+            output: DCAOutput = state.model(x)
+            targets = teacher.targets(unlabeled.contiguous(memory_format=memory_format)) if teacher else None
+        loss_sup, _ = supervised_loss(_take(output, slice(0, n_labeled)), labels, architecture.expert_classes,
+                                      architecture.num_classes)
+        if config.aggregator_on_labels and output.expert_logits:
+            loss_sup = loss_sup + dice_ce_loss(output.logits[:n_labeled], labels)
+        loss_unsup = torch.zeros((), device=device)
+        if targets is not None:
+            loss_unsup = consistency_loss(output.logits[n_labeled:], targets)
+        elif use_unsup:
+            unsup_on_all = config.pseudo_on_labeled or config.unlabeled_batch == 0
+            loss_unsup = unsupervised_loss(_take(output, slice(0, None) if unsup_on_all else slice(n_labeled, None)))
+        loss = loss_sup + lam * loss_unsup
+        state.optimizer.zero_grad(set_to_none=True)
+        state.scaler.scale(loss).backward()
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+        return {"loss": float(loss.detach()), "loss_sup": float(loss_sup.detach()),
+                "loss_unsup": float(loss_unsup.detach())}
+
+    def _validate(self, state: RunState) -> None:
         """Score on the validation cases (rank 0) and export the model when it is the best so far."""
-        if not self.ctx.is_main or validator is None:
-            return best
+        if not self.ctx.is_main or state.validator is None:
+            return
+        plan, network, iteration = state.plan, state.network, state.iteration
         limit = [BN_CROP_PATCHES * p for p in reversed(self.config.patch_size)]
-        recalibrate_batch_norm(network, self._bn_volumes, limit, self.device, self._memory_format)
-        if not validator:
+        recalibrate_batch_norm(network, state.bn_volumes, limit, self.device, state.memory_format)
+        if not state.validator:
             save_package(self.run_folder.model, network, self._meta(plan, iteration, None))
-            return best
+            return
         self.reporter.stage("validation")
-        result = validator.run(network, self._meta(plan, iteration, None))
+        result = state.validator.run(network, self._meta(plan, iteration, None))
         dice, mean_dice = result.best
         output = result.best_output
         self.reporter.emit("validation", iteration=iteration, dice=dice, mean_dice=mean_dice, output=output,
                            aggregator_mean_dice=result.mean_dice, experts_fused_mean_dice=result.fused_mean_dice)
-        if best is None or mean_dice > best:
+        if state.best is None or mean_dice > state.best:
             summary = {"iteration": iteration, "mean_dice": mean_dice, "dice": dice, "output": output,
                        "aggregator_mean_dice": result.mean_dice, "experts_fused_mean_dice": result.fused_mean_dice,
                        "cases": plan.split["validation"]}
             save_package(self.run_folder.model, network, self._meta(plan, iteration, summary, output))
             self.reporter.emit("model", iteration=iteration, mean_dice=mean_dice, output=output,
                                path=str(self.run_folder.model))
-            return mean_dice
-        return best
+            state.best = mean_dice
