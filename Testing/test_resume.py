@@ -20,6 +20,7 @@ from training_helpers import read_events, small_phantom
 
 from dcaseg.cli import main
 from dcaseg.training.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from dcaseg.training.trainer import Trainer, TrainRequest
 
 ITERATIONS = 6
 COMMON = ["--preset", "tiny", "--iterations", str(ITERATIONS), "--checkpoint-every", "2",
@@ -88,6 +89,16 @@ def test_sigterm_writes_a_checkpoint_and_stops(data_and_reference: tuple[Path, P
     process.wait(timeout=60)
     assert process.returncode == 130
     assert load_checkpoint(run / "checkpoints" / "last.pt")["iteration"] == stopped["iteration"] < ITERATIONS
+
+
+def test_resuming_takes_the_stored_run_without_changing_the_callers_request(
+        data_and_reference: tuple[Path, Path]) -> None:
+    data, reference = data_and_reference
+    request = TrainRequest(run=reference, resume=True)
+    trainer = Trainer(request)
+    assert trainer.data == data.resolve() and trainer.init_from is None
+    assert trainer.config.iterations == ITERATIONS and trainer.target_spacing is not None
+    assert request == TrainRequest(run=reference, resume=True)
 
 
 def test_a_failed_checkpoint_write_keeps_the_previous_file_whole(tmp_path: Path) -> None:
