@@ -68,11 +68,7 @@ class Predictor:
         options = options or PredictorOptions()
         package = model if isinstance(model, ModelPackage) else load_package(model)
         target = resolve_device(options.device)
-        network = package.build_network(target)
-        if uses_channels_last(target):
-            # torch's stubs omit Module.to's memory_format
-            network = network.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
-        self._setup(network, package.meta, target, options, reporter)
+        self._setup(_in_best_layout(package.build_network(target), target), package.meta, target, options, reporter)
 
     @classmethod
     def from_network(cls, network: DCANet, meta: ModelMeta, options: PredictorOptions | None = None,
@@ -223,9 +219,7 @@ class Predictor:
         """A copy of the network on another device (the CPU fallback), in the best layout there."""
         copy = DCANet(self.meta.architecture)
         copy.load_state_dict({k: v.detach().to("cpu") for k, v in self.network.state_dict().items()})
-        copy = copy.to(device)
-        # torch's stubs omit Module.to's memory_format
-        return copy.to(memory_format=torch.channels_last_3d) if uses_channels_last(device) else copy  # type: ignore[call-overload]
+        return _in_best_layout(copy.to(device), device)
 
     def _finish(self, stitched: dict[str, Tensor], probabilities: bool, fused: bool,
                 body: np.ndarray | None) -> dict[str, np.ndarray]:
@@ -271,6 +265,14 @@ class Predictor:
         if "fused_labels" in maps:
             prediction.fused_labels = restore(grid, maps["fused_labels"], reference, is_label=True)
         return prediction
+
+
+def _in_best_layout(network: DCANet, device: torch.device) -> DCANet:
+    """``network`` in the memory layout its convolutions run fastest in on ``device``."""
+    if not uses_channels_last(device):
+        return network
+    # torch's stubs omit Module.to's memory_format
+    return network.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
 
 
 def _is_channels_last(network: DCANet) -> bool:
