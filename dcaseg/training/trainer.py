@@ -84,13 +84,12 @@ class RunState:
     network: DCANet                  # the weights
     model: torch.nn.Module           # what each step calls: the network, wrapped in DDP under torchrun
     optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
+    scaler: torch.amp.GradScaler     # enabled exactly when the steps run in float16 (CUDA, config.amp)
     sampler: PatchSampler
     validator: Validator | None      # rank 0 only
     teacher: MeanTeacher | None      # the mean-teacher baseline's EMA network
     bn_volumes: list[np.ndarray]     # training volumes that set BatchNorm statistics before validation
     memory_format: torch.memory_format
-    use_amp: bool
     iteration: int = 0               # iterations done
     best: float | None = None        # the best validation mean Dice so far
 
@@ -270,8 +269,7 @@ class Trainer:
         # torch's stubs omit Module.to's memory_format
         network = network.to(memory_format=memory_format)  # type: ignore[call-overload]
         optimizer = make_optimizer(network, config)
-        use_amp = config.amp and self.device.type == "cuda"
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        scaler = torch.amp.GradScaler("cuda", enabled=config.amp and self.device.type == "cuda")
         teacher = MeanTeacher(network, config.ema_decay) if config.mean_teacher else None
         iteration, best = 0, None
         if self.request.resume:
@@ -298,7 +296,7 @@ class Trainer:
         return RunState(plan=plan, network=network, model=model, optimizer=optimizer, scaler=scaler, sampler=sampler,
                         validator=Validator(plan, config.val_overlap) if self.ctx.is_main else None,
                         teacher=teacher, bn_volumes=[cases[i].image for i in sorted(set(picks.tolist()))],
-                        memory_format=memory_format, use_amp=use_amp, iteration=iteration, best=best)
+                        memory_format=memory_format, iteration=iteration, best=best)
 
     def _loop(self, state: RunState, stop: StopRequest) -> TrainResult:
         config, run, reporter, ctx = self.config, self.run_folder, self.reporter, self.ctx
@@ -365,7 +363,7 @@ class Trainer:
         unlabeled, _ = augment(unlabeled, None, config.augment, generator)
         student_unlabeled = unlabeled if teacher is None else teacher.student_input(unlabeled, generator)
         x = torch.cat([labeled, student_unlabeled]).contiguous(memory_format=memory_format)
-        with torch.autocast("cuda", dtype=torch.float16) if state.use_amp else nullcontext():
+        with torch.autocast("cuda", dtype=torch.float16) if state.scaler.is_enabled() else nullcontext():
             output: DCAOutput = state.model(x)
             targets = teacher.targets(unlabeled.contiguous(memory_format=memory_format)) if teacher else None
         loss_sup, _ = supervised_loss(_take(output, slice(0, n_labeled)), labels, architecture.expert_classes,
