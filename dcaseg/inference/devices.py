@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -113,6 +115,17 @@ def use_all_cpu_cores() -> int:
     if torch.get_num_threads() != cores:
         torch.set_num_threads(cores)
     return cores
+
+
+@contextmanager
+def all_cpu_cores() -> Iterator[int]:
+    """Every usable core for torch inside the block (a training process whose peers are waiting);
+    the thread count it had before, afterwards."""
+    before = torch.get_num_threads()
+    try:
+        yield use_all_cpu_cores()
+    finally:
+        torch.set_num_threads(before)
 
 
 def free_device_memory(device: torch.device) -> int | None:

@@ -29,7 +29,7 @@ from ..data.cache import PreprocessCache, dataset_fingerprint
 from ..data.sampling import Batch, PatchSampler, prefetch
 from ..errors import DcaError, InputError
 from ..events import Reporter, file_sink
-from ..inference.devices import resolve_device, usable_cores
+from ..inference.devices import all_cpu_cores, resolve_device, usable_cores
 from ..nets import DCANet, DCAOutput
 from ..package import ModelMeta, save_package
 from .batchnorm import recalibrate_batch_norm
@@ -390,12 +390,14 @@ class Trainer:
             return
         plan, network, iteration = state.plan, state.network, state.iteration
         limit = [BN_CROP_PATCHES * p for p in reversed(self.config.patch_size)]
-        recalibrate_batch_norm(network, state.bn_volumes, limit, self.device, state.memory_format)
-        if not state.validator:
-            save_package(self.run_folder.model, network, self._meta(plan, iteration, None))
-            return
-        self.reporter.stage("validation")
-        result = state.validator.run(network, self._meta(plan, iteration, None))
+        # The other ranks wait at a barrier meanwhile, so on a CPU rank 0 may use their cores.
+        with all_cpu_cores() if self.device.type == "cpu" else nullcontext():
+            recalibrate_batch_norm(network, state.bn_volumes, limit, self.device, state.memory_format)
+            if not state.validator:
+                save_package(self.run_folder.model, network, self._meta(plan, iteration, None))
+                return
+            self.reporter.stage("validation")
+            result = state.validator.run(network, self._meta(plan, iteration, None))
         dice, mean_dice = result.best
         output = result.best_output
         self.reporter.emit("validation", iteration=iteration, dice=dice, mean_dice=mean_dice, output=output,
