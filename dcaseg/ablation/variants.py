@@ -123,11 +123,11 @@ def base_config(budget: float = 1.0, n_filters: int = DEFAULT_N_FILTERS,
         raise InputError(f"--sampling must be one of {list(SAMPLING)}, got {sampling!r}")
     foreground_share, rare_class_power = SAMPLING[sampling]
     iterations = max(1, round(DEFAULT_ITERATIONS * budget))
-    # The batch (2 labeled + 2 unlabeled) and memory layout stay those of the ablation's earlier
-    # runs whatever cpu-demo uses: run keys leave them out, so equal keys keep training identical networks.
+    # The batch (2 labeled + 2 unlabeled, in every step) and memory layout stay those of the ablation's
+    # earlier runs whatever cpu-demo uses: run keys leave them out, so equal keys keep training identical networks.
     return preset("cpu-demo").with_overrides(
         preset="ablation", lambda_max=PAPER_LAMBDA, n_filters=n_filters, patch_size=tuple(patch_size),
-        labeled_batch=2, unlabeled_batch=2, channels_last=False,
+        labeled_batch=2, unlabeled_batch=2, unlabeled_from=0.0, channels_last=False,
         iterations=iterations, foreground_share=foreground_share, rare_class_power=rare_class_power,
         target_spacing=GRID_SPACING, validation_cases=0, val_every=iterations, checkpoint_every=iterations,
         log_every=max(1, iterations // 10))

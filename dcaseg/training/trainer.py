@@ -362,19 +362,23 @@ class Trainer:
         labels = augmented_labels
         unlabeled, _ = augment(unlabeled, None, config.augment, generator)
         student_unlabeled = unlabeled if teacher is None else teacher.student_input(unlabeled, generator)
-        x = torch.cat([labeled, student_unlabeled]).contiguous(memory_format=memory_format)
+        with_unlabeled = batch.iteration >= config.unlabeled_from * config.iterations
+        inputs = [labeled, student_unlabeled] if with_unlabeled else [labeled]
+        x = torch.cat(inputs).contiguous(memory_format=memory_format)
         with torch.autocast("cuda", dtype=torch.float16) if state.scaler.is_enabled() else nullcontext():
             output: DCAOutput = state.model(x)
-            targets = teacher.targets(unlabeled.contiguous(memory_format=memory_format)) if teacher else None
+            targets = None
+            if teacher is not None and with_unlabeled:
+                targets = teacher.targets(unlabeled.contiguous(memory_format=memory_format))
         loss_sup, _ = supervised_loss(_take(output, slice(0, n_labeled)), labels, architecture.expert_classes,
                                       architecture.num_classes)
         if config.aggregator_on_labels and output.expert_logits:
             loss_sup = loss_sup + dice_ce_loss(output.logits[:n_labeled], labels)
         loss_unsup = torch.zeros((), device=device)
+        unsup_on_all = config.pseudo_on_labeled or config.unlabeled_batch == 0
         if targets is not None:
             loss_unsup = consistency_loss(output.logits[n_labeled:], targets)
-        elif use_unsup:
-            unsup_on_all = config.pseudo_on_labeled or config.unlabeled_batch == 0
+        elif use_unsup and (unsup_on_all or with_unlabeled):
             loss_unsup = unsupervised_loss(_take(output, slice(0, None) if unsup_on_all else slice(n_labeled, None)))
         loss = loss_sup + lam * loss_unsup
         state.optimizer.zero_grad(set_to_none=True)
