@@ -356,19 +356,20 @@ class Trainer:
         generator = torch.Generator().manual_seed(_batch_seed(config.seed, ctx.rank, batch.iteration))
         labeled = torch.from_numpy(batch.labeled_images).to(device, non_blocking=True)
         labels = torch.from_numpy(batch.labels).to(device, non_blocking=True)
-        unlabeled = torch.from_numpy(batch.unlabeled_images).to(device, non_blocking=True)
         labeled, augmented_labels = augment(labeled, labels, config.augment, generator)
         assert augmented_labels is not None  # labels in, labels out
         labels = augmented_labels
-        unlabeled, _ = augment(unlabeled, None, config.augment, generator)
-        student_unlabeled = unlabeled if teacher is None else teacher.student_input(unlabeled, generator)
+        inputs, unlabeled = [labeled], None
         with_unlabeled = batch.iteration >= config.unlabeled_from * config.iterations
-        inputs = [labeled, student_unlabeled] if with_unlabeled else [labeled]
+        if with_unlabeled:  # the generator is this batch's own: skipping its draws here changes no other batch
+            unlabeled = torch.from_numpy(batch.unlabeled_images).to(device, non_blocking=True)
+            unlabeled, _ = augment(unlabeled, None, config.augment, generator)
+            inputs.append(unlabeled if teacher is None else teacher.student_input(unlabeled, generator))
         x = torch.cat(inputs).contiguous(memory_format=memory_format)
         with torch.autocast("cuda", dtype=torch.float16) if state.scaler.is_enabled() else nullcontext():
             output: DCAOutput = state.model(x)
             targets = None
-            if teacher is not None and with_unlabeled:
+            if teacher is not None and unlabeled is not None:
                 targets = teacher.targets(unlabeled.contiguous(memory_format=memory_format))
         loss_sup, _ = supervised_loss(_take(output, slice(0, n_labeled)), labels, architecture.expert_classes,
                                       architecture.num_classes)
