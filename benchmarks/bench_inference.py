@@ -12,16 +12,20 @@
    the input's geometry, with the same preprocessing and restoring code:
    - ours at our defaults (body crop, windows without a body voxel skipped, background outside
      the body, bf16 only where the CPU computes it natively, several small windows per pass,
-     ``channels_last_3d``, ``torch.inference_mode``);
+     BatchNorm folded into the convolutions, ``channels_last_3d``, ``torch.inference_mode``);
    - ours with the peers' windows (overlap 0.5, Gaussian, float32, no crop, no skipping, no
      mask): the dense float32 reference;
    - MONAI matched: the same windows and Gaussian, ``sw_batch_size`` equal to our windows per
-     pass, the network in ``channels_last_3d``, ``torch.inference_mode``;
+     pass, the network as our predictor prepares it (BatchNorm folded, ``channels_last_3d``),
+     ``torch.inference_mode``;
    - MONAI defaults (``SlidingWindowInferer``'s: ``sw_batch_size`` 1, overlap 0.25, constant
-     weights; the network in the default memory format, ``torch.no_grad`` as in MONAI's docs);
+     weights; the network as built, in the default memory format, ``torch.no_grad`` as in MONAI's
+     docs);
    - nnU-Net v2: ``nnUNetPredictor.predict_sliding_window_return_logits`` (step 0.5, its
-     Gaussian, mirroring off, the network in ``channels_last_3d``; its step rule spreads the
-     windows evenly, so they lie a few voxels from ours); "skipped: reason" where it cannot run.
+     Gaussian, mirroring off, the network prepared as ours; its step rule spreads the windows
+     evenly, so they lie a few voxels from ours); "skipped: reason" where it cannot run.
+   Every engine calls the network for the package's output head only
+   (``DCANet.inference_maps``), so none runs a decoder whose output it does not read.
    Every configuration runs in its own process (peak RSS = its VmHWM; on a GPU also torch's
    allocator peak), ``--calls`` times per process (the best counts; the first pays one-off kernel
    selection), in ``--rounds`` rounds, each in a new shuffled order; the best round counts.
@@ -62,7 +66,7 @@ from dcaseg.inference import DEFAULT_OVERLAP, Predictor, PredictorOptions
 from dcaseg.inference.devices import default_windows_per_batch, resolve_device
 from dcaseg.inference.model_grid import ModelGridVolume, restore, to_model_grid
 from dcaseg.inference.sliding_window import plan_windows
-from dcaseg.nets import ArchitectureConfig, DCANet
+from dcaseg.nets import ArchitectureConfig, DCANet, fold_batch_norms
 from dcaseg.package import (
     ClassInfo,
     ModelMeta,
@@ -181,10 +185,10 @@ def configurations(windows_per_batch: int) -> dict[str, dict]:
         "ours-same": {"engine": "ours", "overlap": PEER_OVERLAP, "crop": False, "mask": False, "skip": False,
                       "precision": "fp32"},
         "monai-matched": {"engine": "monai", "overlap": PEER_OVERLAP, "mode": "gaussian", "batch": windows_per_batch,
-                          "channels_last": True, "inference_mode": True},
+                          "prepared": True, "inference_mode": True},
         "monai-defaults": {"engine": "monai", "overlap": MONAI_DEFAULT_OVERLAP, "mode": MONAI_DEFAULT_MODE,
-                           "batch": MONAI_DEFAULT_BATCH, "channels_last": False, "inference_mode": False},
-        "nnunet": {"engine": "nnunet", "overlap": PEER_OVERLAP, "channels_last": True},
+                           "batch": MONAI_DEFAULT_BATCH, "prepared": False, "inference_mode": False},
+        "nnunet": {"engine": "nnunet", "overlap": PEER_OVERLAP, "prepared": True},
     }
 
 
@@ -208,11 +212,14 @@ def ours(config: dict, package: ModelPackage, image: sitk.Image, device: str) ->
 
 
 def peer_network(config: dict, package: ModelPackage, device: str) -> torch.nn.Module:
-    """The package's network as a module returning the package's output head, in the configured layout."""
-    network = package.build_network(device)
-    if config["channels_last"]:
+    """The package's network as a module returning only the package's output head (every engine runs
+    just the decoders that head needs); ``prepared``: as our predictor prepares it (BatchNorm folded,
+    ``channels_last_3d``), else as built, in the default memory layout."""
+    network = package.build_network(device).eval()
+    if config["prepared"]:
+        fold_batch_norms(network)
         network = network.to(memory_format=torch.channels_last_3d)
-    fused = package.meta.output == "experts_fused"
+    head = "fused" if package.meta.output == "experts_fused" else "logits"
 
     class OutputHead(torch.nn.Module):
         def __init__(self) -> None:
@@ -220,8 +227,7 @@ def peer_network(config: dict, package: ModelPackage, device: str) -> torch.nn.M
             self.network = network
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            result = self.network(x, with_fused=fused)
-            return result.fused if fused else result.logits
+            return self.network.inference_maps(x, (head,))[head]
 
     return OutputHead().eval()
 

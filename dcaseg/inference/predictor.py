@@ -23,7 +23,7 @@ from ..data.imageio import read_image
 from ..errors import InputError
 from ..events import Reporter, python_warnings_sink
 from ..grouping import GROUP_NAMES
-from ..nets import DCANet
+from ..nets import DCANet, fold_batch_norms
 from ..package import ModelMeta, ModelPackage, load_package
 from .devices import (
     autocast_dtype,
@@ -68,7 +68,9 @@ class Predictor:
         options = options or PredictorOptions()
         package = model if isinstance(model, ModelPackage) else load_package(model)
         target = resolve_device(options.device)
-        self._setup(_in_best_layout(package.build_network(target), target), package.meta, target, options, reporter)
+        network = package.build_network(target).eval()
+        fold_batch_norms(network)  # this copy only ever infers
+        self._setup(_in_best_layout(network, target), package.meta, target, options, reporter, folded=True)
 
     @classmethod
     def from_network(cls, network: DCANet, meta: ModelMeta, options: PredictorOptions | None = None,
@@ -84,12 +86,13 @@ class Predictor:
         if target != own:
             raise InputError(f"the network is on {own}, not on the requested device {target}")
         predictor = cls.__new__(cls)
-        predictor._setup(network, meta, target, options, reporter)
+        predictor._setup(network, meta, target, options, reporter, folded=False)
         return predictor
 
     def _setup(self, network: DCANet, meta: ModelMeta, device: torch.device, options: PredictorOptions,
-               reporter: Reporter | None) -> None:
+               reporter: Reporter | None, folded: bool) -> None:
         self.network = network
+        self._folded = folded
         self.meta = meta
         self.device = device
         self.overlap = options.overlap
@@ -156,14 +159,13 @@ class Predictor:
         if self.skip_outside_body and grid.body is not None:
             windows = windows_holding(windows, grid.body)
         body = grid.body if self.mask_to_body else None
-        needs_fused = fused or self.meta.output == "experts_fused"
-        channels = self._channels(attention, needs_fused)
+        channels = self._channels(attention, fused or self.meta.output == "experts_fused")
         volume = torch.from_numpy(grid.array)
 
         def attempt(plan: ExecutionPlan) -> dict[str, np.ndarray]:
             self.reporter.emit("stage", stage="windows", windows=len(windows), skipped=planned - len(windows),
                                device=str(plan.device))
-            with self._network_on(plan.device, with_fused=needs_fused) as run:
+            with self._network_on(plan.device, tuple(channels)) as run:
                 stitched = stitch_windows(volume, windows, run, channels, self._weights_on(plan.device, patch),
                                           plan.device, plan.accumulate_device, plan.windows_per_batch,
                                           lambda done, total: self.reporter.progress("windows", done, total))
@@ -186,8 +188,8 @@ class Predictor:
         return self._weights[device]
 
     @contextlib.contextmanager
-    def _network_on(self, device: torch.device, with_fused: bool) -> Iterator:
-        """A window runner on ``device``: eval mode, inference mode, mixed precision on GPUs.
+    def _network_on(self, device: torch.device, maps: tuple[str, ...]) -> Iterator:
+        """A runner of windows → ``maps`` on ``device``: eval mode, inference mode, mixed precision on GPUs.
 
         Windows take the network's memory layout (``channels_last_3d`` where its weights have it).
         """
@@ -201,13 +203,7 @@ class Predictor:
             if channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last_3d)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                output = network(batch, with_fused=with_fused)
-            maps = {"logits": output.logits}
-            if output.attention:
-                maps["attention"] = output.attention[-1]
-            if output.fused is not None:
-                maps["fused"] = output.fused
-            return maps
+                return network.inference_maps(batch, maps)
 
         try:
             with torch.inference_mode():
@@ -217,7 +213,9 @@ class Predictor:
 
     def _network_copy(self, device: torch.device) -> DCANet:
         """A copy of the network on another device (the CPU fallback), in the best layout there."""
-        copy = DCANet(self.meta.architecture)
+        copy = DCANet(self.meta.architecture).eval()
+        if self._folded:
+            fold_batch_norms(copy)  # the same modules as the folded original, so its state dict loads
         copy.load_state_dict({k: v.detach().to("cpu") for k, v in self.network.state_dict().items()})
         return _in_best_layout(copy.to(device), device)
 

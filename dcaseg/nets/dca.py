@@ -1,6 +1,7 @@
 """DCANet: shared V-Net encoder, head/medium/tail expert decoders, aggregation decoder with DFAM."""
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from torch import Tensor, nn
@@ -11,6 +12,8 @@ from ..labelsplit import fuse_expert_logits
 from .blocks import count_parameters
 from .dfam import DFAM
 from .vnet import DEPTH, Decoder, Encoder, check_input_size
+
+INFERENCE_MAPS = ("logits", "fused", "attention")
 
 
 @dataclass
@@ -49,6 +52,39 @@ class DCANet(nn.Module):
             self.dfams.extend(DFAM(c) for c in self.aggregator.stage_channels)
 
     def forward(self, x: Tensor, with_fused: bool = True) -> DCAOutput:
+        features, expert_logits, expert_stage_features = self._experts(x)
+        logits, attention = self._aggregator_output(features, expert_stage_features)
+        fused = self._fuse(expert_logits) if with_fused and expert_logits else None
+        return DCAOutput(logits, expert_logits, fused, attention)
+
+    def inference_maps(self, x: Tensor, maps: Collection[str]) -> dict[str, Tensor]:
+        """Only the maps inference reads: ``logits`` (the aggregator's), ``fused`` (the experts'
+        logit concatenation) and ``attention`` (the finest DFAM stage).
+
+        The aggregation decoder runs only for ``logits`` or ``attention``: a package whose output
+        is the fused prediction skips it (its DFAMs and decoder are about a third of a pass).
+        """
+        unknown = set(maps) - set(INFERENCE_MAPS)
+        if unknown:
+            raise ValueError(f"unknown inference maps {sorted(unknown)}; use some of {list(INFERENCE_MAPS)}")
+        features, expert_logits, expert_stage_features = self._experts(x)
+        out: dict[str, Tensor] = {}
+        if "fused" in maps:
+            if not expert_logits:
+                raise ValueError("a network without experts has no fused prediction")
+            out["fused"] = self._fuse(expert_logits)
+        if "logits" in maps or "attention" in maps:
+            logits, attention = self._aggregator_output(features, expert_stage_features)
+            if "logits" in maps:
+                out["logits"] = logits
+            if "attention" in maps:
+                if not attention:
+                    raise ValueError("a network without DFAMs has no attention maps")
+                out["attention"] = attention[-1]
+        return out
+
+    def _experts(self, x: Tensor) -> tuple[list[Tensor], dict[str, Tensor], dict[str, list[Tensor]]]:
+        """The encoder's features, each expert's logits and each expert's stage features."""
         check_input_size(x)
         features = self.encoder(x)
         expert_logits: dict[str, Tensor] = {}
@@ -57,16 +93,17 @@ class DCANet(nn.Module):
             if not isinstance(expert, Decoder):
                 raise TypeError(f"expert '{group}' is a {type(expert).__name__}, not a Decoder")
             expert_logits[group], expert_stage_features[group] = expert.forward_with_features(features)
-        attention: list[Tensor] = []
+        return features, expert_logits, expert_stage_features
+
+    def _aggregator_output(self, features: list[Tensor],
+                           expert_stage_features: dict[str, list[Tensor]]) -> tuple[Tensor, list[Tensor]]:
         if not self.dfams:
-            logits = self.aggregator(features)
-        else:
-            logits, attention = self._aggregate(features, expert_stage_features)
-        fused = None
-        if with_fused and expert_logits:
-            fused = fuse_expert_logits(expert_logits, self.config.expert_classes, self.config.num_classes,
-                                       self.config.fusion)
-        return DCAOutput(logits, expert_logits, fused, attention)
+            return self.aggregator(features), []
+        return self._aggregate(features, expert_stage_features)
+
+    def _fuse(self, expert_logits: dict[str, Tensor]) -> Tensor:
+        return fuse_expert_logits(expert_logits, self.config.expert_classes, self.config.num_classes,
+                                  self.config.fusion)
 
     def _aggregate(self, features: list[Tensor],
                    expert_stage_features: dict[str, list[Tensor]]) -> tuple[Tensor, list[Tensor]]:
