@@ -143,11 +143,12 @@ PRESETS: dict[str, TrainConfig] = {
     # validation, at the end (in every run measured the end's model scored higher than the mid-run one).
     # No unlabeled patch in the first 30 % of the run, where λ's ramp keeps their loss below 0.09 λ:
     # those steps cost two thirds, and the model scored higher on the validation and tuning cases.
+    # With that, 540 steps kept the quality of 600 on those cases (500 did not) in 10 % less time.
     "cpu-demo": TrainConfig(
-        preset="cpu-demo", n_filters=8, patch_size=(32, 32, 32), unlabeled_batch=1, iterations=600,
+        preset="cpu-demo", n_filters=8, patch_size=(32, 32, 32), unlabeled_batch=1, iterations=540,
         optimizer="adamw", base_lr=0.003, min_spacing=(4.0, 4.0, 4.0), ramp_fraction=1.0, lambda_max=1.0,
         aggregator_on_labels=True, unlabeled_from=0.3, foreground_share=0.9, rare_class_power=1.0, amp=False,
-        channels_last=True, val_every=600, checkpoint_every=100, log_every=10, val_overlap=0.25,
+        channels_last=True, val_every=540, checkpoint_every=100, log_every=10, val_overlap=0.25,
         augment=AugmentConfig(rotate_probability=0.0, intensity_probability=0.2)),
     # Tests: the smallest network at 32³ for a handful of iterations.
     "tiny": TrainConfig(
