@@ -65,8 +65,9 @@ from dcaseg.grouping import group_label_files
 from dcaseg.inference import DEFAULT_OVERLAP, Predictor, PredictorOptions
 from dcaseg.inference.devices import default_windows_per_batch, resolve_device
 from dcaseg.inference.model_grid import ModelGridVolume, restore, to_model_grid
+from dcaseg.inference.predictor import inference_network
 from dcaseg.inference.sliding_window import plan_windows
-from dcaseg.nets import ArchitectureConfig, DCANet, fold_batch_norms
+from dcaseg.nets import ArchitectureConfig, DCANet
 from dcaseg.package import (
     ClassInfo,
     ModelMeta,
@@ -217,8 +218,7 @@ def peer_network(config: dict, package: ModelPackage, device: str) -> torch.nn.M
     ``channels_last_3d``), else as built, in the default memory layout."""
     network = package.build_network(device).eval()
     if config["prepared"]:
-        fold_batch_norms(network)
-        network = network.to(memory_format=torch.channels_last_3d)
+        network = inference_network(network, torch.device(device))
     head = "fused" if package.meta.output == "experts_fused" else "logits"
 
     class OutputHead(torch.nn.Module):

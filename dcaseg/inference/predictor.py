@@ -68,9 +68,8 @@ class Predictor:
         options = options or PredictorOptions()
         package = model if isinstance(model, ModelPackage) else load_package(model)
         target = resolve_device(options.device)
-        network = package.build_network(target).eval()
-        fold_batch_norms(network)  # this copy only ever infers
-        self._setup(_in_best_layout(network, target), package.meta, target, options, reporter, folded=True)
+        self._setup(inference_network(package.build_network(target), target), package.meta, target, options,
+                    reporter, folded=True)
 
     @classmethod
     def from_network(cls, network: DCANet, meta: ModelMeta, options: PredictorOptions | None = None,
@@ -263,6 +262,13 @@ class Predictor:
         if "fused_labels" in maps:
             prediction.fused_labels = restore(grid, maps["fused_labels"], reference, is_label=True)
         return prediction
+
+
+def inference_network(network: DCANet, device: torch.device) -> DCANet:
+    """``network`` (already on ``device``) prepared, in place, for inference only: eval mode, BatchNorm
+    folded into the convolutions, and the memory layout its convolutions run fastest in there."""
+    fold_batch_norms(network.eval())
+    return _in_best_layout(network, device)
 
 
 def _in_best_layout(network: DCANet, device: torch.device) -> DCANet:
