@@ -21,6 +21,8 @@ PACKAGE_FILES = (*MEMBERS, PREVIEW)
 READABLE_COMPRESSION = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate",
                         zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma"}
 _ENCRYPTED = 0x1  # general-purpose flag bit 0 of a zip entry
+# What reading a broken or hostile archive can raise; zipfile raises NotImplementedError for a
+# compression method it does not support (a caught error, not a stub).
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, struct.error, OSError, EOFError, RuntimeError,
                NotImplementedError, ValueError, LookupError)
 
